@@ -1,0 +1,23 @@
+"""``secretsboot fetch / run``: not built yet (exits 7, never a fake success)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from secretsboot.cli._stub import not_built
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "fetch", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+    )
+    def _fetch(args: Annotated[list[str] | None, typer.Argument(hidden=True)] = None) -> None:
+        """Not built yet."""
+        raise not_built("fetch")
+
+    @app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def _run(args: Annotated[list[str] | None, typer.Argument(hidden=True)] = None) -> None:
+        """Not built yet."""
+        raise not_built("run")

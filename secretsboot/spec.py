@@ -1,0 +1,731 @@
+"""The declarative spec, ``secretsboot.yaml`` (``apiVersion: secretsboot/v1``).
+
+One document describes a platform: its Azure tenant and Key Vaults, its Vault
+server, its cluster, and every service with the secrets it needs and where each
+comes from. ``provision`` turns it into identities and grants, ``fetch`` reads
+one service's part of it, ``inject`` and ``audit`` compare manifests with it.
+
+>>> spec = load_spec_text('''
+... apiVersion: secretsboot/v1
+... kind: SecretsbootSpec
+... kubernetes: {namespace: shop}
+... services:
+...   - name: orders
+...     identity: none
+...     secrets:
+...       - {name: db-password, from: "k8s://orders-db#password"}
+... ''', "inline.yaml")
+>>> spec.services[0].secrets[0].source
+SourceRef(scheme='k8s', store='orders-db', path='', key='password', version=None)
+
+Every problem is reported as ``FILE:LINE FIELD: what is wrong; the fix``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from secretsboot import _yaml
+from secretsboot.errors import SpecError, SpecErrors
+
+API_VERSION = "secretsboot/v1"
+KIND = "SecretsbootSpec"
+SCHEMES = ("keyvault", "vault", "k8s")
+WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
+
+# DNS-1123 label (namespaces, service names) and subdomain (Secret, ServiceAccount names).
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_KEYVAULT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
+_KEYVAULT_SECRET = re.compile(r"^[A-Za-z0-9-]{1,127}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SAFE_FILE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+_K8S_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def _check_dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"'{value}' is not a valid name; use lower-case letters, digits and '-' "
+            "(at most 63, starting and ending with a letter or digit)"
+        )
+    return value
+
+
+def _check_dns_subdomain(value: str) -> str:
+    if not _DNS_SUBDOMAIN.match(value):
+        raise ValueError(
+            f"'{value}' is not a valid Kubernetes name; use lower-case letters, digits, '-' and '.'"
+        )
+    return value
+
+
+def safe_file_name(value: str) -> str:
+    """Reject a name that could escape the output folder.
+
+    >>> safe_file_name("db-password")
+    'db-password'
+    >>> safe_file_name("../etc/passwd")
+    Traceback (most recent call last):
+    ...
+    ValueError: '../etc/passwd' could escape the output folder; use a plain file name ...
+    """
+    if (
+        "\x00" in value
+        or "/" in value
+        or "\\" in value
+        or value in {".", ".."}
+        or (value.startswith(".") and value.strip(".") == "")
+        or not _SAFE_FILE.match(value)
+    ):
+        shown = value.replace("\x00", "\\0")
+        raise ValueError(
+            f"'{shown}' could escape the output folder; use a plain file name "
+            "(letters, digits, '.', '_', '-'; no '/', '..' or NUL)"
+        )
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_check_dns_label)]
+DnsSubdomain = Annotated[str, AfterValidator(_check_dns_subdomain)]
+FileName = Annotated[str, AfterValidator(safe_file_name)]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """A parsed source URI.
+
+    - ``keyvault://VAULT/NAME[@VERSION]``: store=VAULT, path=NAME
+    - ``vault://MOUNT/PATH#KEY``: store=MOUNT, path=PATH, key=KEY
+    - ``k8s://SECRET#KEY``: store=SECRET, key=KEY (the service's namespace)
+    """
+
+    scheme: Literal["keyvault", "vault", "k8s"]
+    store: str
+    path: str
+    key: str | None
+    version: str | None
+
+    def __str__(self) -> str:
+        if self.scheme == "keyvault":
+            tail = f"@{self.version}" if self.version else ""
+            return f"keyvault://{self.store}/{self.path}{tail}"
+        if self.scheme == "vault":
+            return f"vault://{self.store}/{self.path}#{self.key}"
+        return f"k8s://{self.store}#{self.key}"
+
+    @classmethod
+    def parse(cls, uri: str) -> SourceRef:
+        """Parse a source URI; ``ValueError`` names what is wrong and the expected form."""
+        if not isinstance(uri, str):
+            raise ValueError("a source must be a string such as keyvault://VAULT/NAME")
+        scheme, sep, rest = uri.partition("://")
+        if not sep:
+            raise ValueError(
+                f"'{uri}' is not a source URI; expected keyvault://VAULT/NAME, "
+                "vault://MOUNT/PATH#KEY or k8s://SECRET#KEY"
+            )
+        if scheme not in SCHEMES:
+            raise ValueError(f"unknown scheme '{scheme}'; expected keyvault://, vault:// or k8s://")
+        if scheme == "keyvault":
+            return cls._parse_keyvault(uri, rest)
+        if scheme == "vault":
+            return cls._parse_vault(uri, rest)
+        return cls._parse_k8s(uri, rest)
+
+    @classmethod
+    def _parse_keyvault(cls, uri: str, rest: str) -> SourceRef:
+        vault, _, name = rest.partition("/")
+        name, _, version = name.partition("@")
+        if not _KEYVAULT_NAME.match(vault):
+            raise ValueError(
+                f"'{uri}': Key Vault name '{vault}' is invalid (3-24 letters, "
+                "digits and '-', starting with a letter)"
+            )
+        if not _KEYVAULT_SECRET.match(name):
+            raise ValueError(
+                f"'{uri}': expected keyvault://VAULT/NAME[@VERSION] with a secret "
+                "name of letters, digits and '-'"
+            )
+        if version and not re.fullmatch(r"[0-9a-zA-Z]{1,64}", version):
+            raise ValueError(f"'{uri}': version '{version}' is not a Key Vault version id")
+        return cls("keyvault", vault, name, None, version or None)
+
+    @classmethod
+    def _parse_vault(cls, uri: str, rest: str) -> SourceRef:
+        body, hash_, key = rest.partition("#")
+        mount, _, path = body.partition("/")
+        if not hash_ or not key:
+            raise ValueError(
+                f"'{uri}': expected vault://MOUNT/PATH#KEY (the '#KEY' names the "
+                "field of the secret)"
+            )
+        if not mount or not path or any(part in {"", ".", ".."} for part in path.split("/")):
+            raise ValueError(
+                f"'{uri}': expected vault://MOUNT/PATH#KEY with a mount and a "
+                "path without empty, '.' or '..' segments"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", mount) or not re.fullmatch(
+            r"[A-Za-z0-9_./-]+", path
+        ):
+            raise ValueError(
+                f"'{uri}': mount and path may hold letters, digits, '_', '.', '-' and '/'"
+            )
+        return cls("vault", mount, path, key, None)
+
+    @classmethod
+    def _parse_k8s(cls, uri: str, rest: str) -> SourceRef:
+        name, hash_, key = rest.partition("#")
+        if not hash_ or not key:
+            raise ValueError(
+                f"'{uri}': expected k8s://SECRET#KEY (the '#KEY' names the key "
+                "in the Secret's data)"
+            )
+        if not _DNS_SUBDOMAIN.match(name):
+            raise ValueError(f"'{uri}': '{name}' is not a valid Secret name")
+        if not _K8S_KEY.match(key):
+            raise ValueError(f"'{uri}': '{key}' is not a valid Secret data key")
+        return cls("k8s", name, "", key, None)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        str_strip_whitespace=False,
+    )
+
+
+class KeyVaultMode(StrEnum):
+    RBAC = "rbac"
+    ACCESS_POLICY = "access-policy"
+
+
+class KeyVaultSpec(_Model):
+    name: str = Field(pattern=_KEYVAULT_NAME.pattern)
+    mode: KeyVaultMode = KeyVaultMode.RBAC
+    resource_group: str | None = None
+    url: str | None = Field(
+        default=None, description="Data-plane URL; default https://NAME.vault.azure.net"
+    )
+
+    @property
+    def vault_url(self) -> str:
+        return self.url or f"https://{self.name}.vault.azure.net"
+
+
+class AzureSpec(_Model):
+    tenant_id: str = Field(pattern=_UUID.pattern)
+    subscription_id: str = Field(pattern=_UUID.pattern)
+    resource_group: str = Field(min_length=1, max_length=90)
+    location: str = Field(min_length=1)
+    oidc_issuer: str | None = Field(default=None, description="The cluster's OIDC issuer URL")
+    authority_host: str = "https://login.microsoftonline.com"
+    key_vaults: list[KeyVaultSpec] = Field(default_factory=list)
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _https_issuer(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError(
+                "the OIDC issuer must be an https:// URL (see `az aks show "
+                "--query oidcIssuerProfile.issuerUrl`)"
+            )
+        return value
+
+    def key_vault(self, name: str) -> KeyVaultSpec | None:
+        return next((kv for kv in self.key_vaults if kv.name == name), None)
+
+
+class VaultKubernetesAuth(_Model):
+    mount: str = "kubernetes"
+    host: str | None = Field(
+        default=None, description="Kubernetes API URL Vault calls for TokenReview"
+    )
+    ca_cert: str | None = None
+    audience: str | None = None
+
+
+class VaultJwtAuth(_Model):
+    mount: str = "jwt"
+    oidc_discovery_url: str | None = None
+    jwks_url: str | None = None
+    bound_issuer: str | None = None
+    audience: str = "vault"
+
+
+class VaultAzureAuth(_Model):
+    mount: str = "azure"
+    resource: str = "https://management.azure.com/"
+
+
+class VaultAuth(_Model):
+    kubernetes: VaultKubernetesAuth | None = None
+    jwt: VaultJwtAuth | None = None
+    azure: VaultAzureAuth | None = None
+
+
+class VaultSpec(_Model):
+    address: str = Field(pattern=r"^https?://")
+    ca_cert: str | None = None
+    namespace: str | None = None
+    kv_mount: str = "secret"
+    kv_version: Literal[1, 2] = 2
+    auth: VaultAuth = Field(default_factory=VaultAuth)
+    token_ttl: str = Field(default="5m", pattern=r"^[0-9]+[smh]$")
+
+
+class KubernetesSpec(_Model):
+    context: str | None = None
+    namespace: DnsLabel = "default"
+
+
+class Identity(StrEnum):
+    WORKLOAD_IDENTITY = "workload-identity"
+    POD_IDENTITY = "pod-identity"
+    NONE = "none"
+
+
+class Delivery(StrEnum):
+    INIT_CONTAINER = "init-container"
+    CSI = "csi"
+    FLEXVOLUME = "flexvolume"
+    ENV = "env"
+
+
+class VaultAuthMethod(StrEnum):
+    KUBERNETES = "kubernetes"
+    JWT = "jwt"
+    AZURE = "azure"
+
+
+class SecretSpec(_Model):
+    name: FileName
+    from_: str = Field(
+        alias="from",
+        description="keyvault://VAULT/NAME[@VERSION], vault://MOUNT/PATH#KEY or k8s://SECRET#KEY",
+    )
+    fallback: list[str] = Field(default_factory=list)
+    file: FileName | None = None
+    mode: str = Field(default="0400", pattern=r"^0?[0-7]{3}$")
+    env: str | None = Field(default=None, pattern=_ENV_NAME.pattern)
+
+    @field_validator("from_")
+    @classmethod
+    def _from_uri(cls, value: str) -> str:
+        SourceRef.parse(value)
+        return value
+
+    @field_validator("fallback")
+    @classmethod
+    def _fallback_uris(cls, value: list[str]) -> list[str]:
+        for item in value:
+            SourceRef.parse(item)
+        return value
+
+    @property
+    def source(self) -> SourceRef:
+        return SourceRef.parse(self.from_)
+
+    @property
+    def sources(self) -> list[SourceRef]:
+        """The primary source then each fallback, in order."""
+        return [SourceRef.parse(u) for u in (self.from_, *self.fallback)]
+
+    @property
+    def file_name(self) -> str | None:
+        """Where it lands under the output folder; None when it goes to env only."""
+        if self.file:
+            return self.file
+        return None if self.env else self.name
+
+    @property
+    def file_mode(self) -> int:
+        return int(self.mode, 8)
+
+
+class ServiceSpec(_Model):
+    name: DnsLabel
+    namespace: DnsLabel | None = None
+    service_account: DnsSubdomain | None = None
+    identity: Identity = Identity.WORKLOAD_IDENTITY
+    managed_identity: str | None = Field(
+        default=None,
+        description="User-assigned identity name; services naming the same one share it",
+    )
+    delivery: Delivery = Delivery.INIT_CONTAINER
+    vault_auth: VaultAuthMethod = VaultAuthMethod.KUBERNETES
+    key_vault_scope: Literal["vault", "secret"] = "vault"
+    fallback_on_denied: bool = False
+    secrets: list[SecretSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_outputs(self) -> ServiceSpec:
+        seen_names: set[str] = set()
+        seen_files: set[str] = set()
+        seen_env: set[str] = set()
+        for i, secret in enumerate(self.secrets):
+            if secret.name in seen_names:
+                raise _FieldError(
+                    ("secrets", i, "name"),
+                    f"duplicate secret name '{secret.name}'",
+                    "give each secret of a service its own name",
+                )
+            seen_names.add(secret.name)
+            if secret.file_name and secret.file_name in seen_files:
+                raise _FieldError(
+                    ("secrets", i, "file"),
+                    f"two secrets write '{secret.file_name}'",
+                    "give each secret its own file",
+                )
+            if secret.file_name:
+                seen_files.add(secret.file_name)
+            if secret.env and secret.env in seen_env:
+                raise _FieldError(
+                    ("secrets", i, "env"),
+                    f"two secrets set ${secret.env}",
+                    "give each secret its own variable",
+                )
+            if secret.env:
+                seen_env.add(secret.env)
+        return self
+
+    def resolved_namespace(self, spec: Spec) -> str:
+        return self.namespace or spec.kubernetes.namespace
+
+    @property
+    def service_account_name(self) -> str:
+        return self.service_account or self.name
+
+    @property
+    def identity_name(self) -> str:
+        return self.managed_identity or f"id-{self.name}"
+
+
+class Metadata(_Model):
+    name: DnsSubdomain = "secretsboot"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Spec(_Model):
+    api_version: Literal["secretsboot/v1"]
+    kind: Literal["SecretsbootSpec"]
+    metadata: Metadata = Field(default_factory=Metadata)
+    azure: AzureSpec | None = None
+    vault: VaultSpec | None = None
+    kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
+    services: list[ServiceSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Spec:
+        names: set[str] = set()
+        accounts: set[tuple[str, str]] = set()
+        for si, svc in enumerate(self.services):
+            if svc.name in names:
+                raise _FieldError(
+                    ("services", si, "name"),
+                    f"duplicate service '{svc.name}'",
+                    "service names must be unique",
+                )
+            names.add(svc.name)
+            key = (svc.resolved_namespace(self), svc.service_account_name)
+            if key in accounts and svc.identity is not Identity.NONE:
+                raise _FieldError(
+                    ("services", si, "serviceAccount"),
+                    f"service account {key[0]}/{key[1]} is already used by another service",
+                    "give each service its own service account (a shared one shares every grant)",
+                )
+            accounts.add(key)
+            self._check_identity(si, svc)
+            for ci, secret in enumerate(svc.secrets):
+                for fi, ref in enumerate(secret.sources):
+                    field = ("from",) if fi == 0 else ("fallback", fi - 1)
+                    self._check_source(("services", si, "secrets", ci, *field), svc, ref)
+        return self
+
+    def _check_identity(self, si: int, svc: ServiceSpec) -> None:
+        if svc.identity is Identity.WORKLOAD_IDENTITY and (
+            self.azure is None or not self.azure.oidc_issuer
+        ):
+            raise _FieldError(
+                ("services", si, "identity"),
+                "workload-identity needs azure.oidcIssuer",
+                "set azure.oidcIssuer to the cluster's OIDC issuer URL",
+            )
+        if svc.identity is Identity.POD_IDENTITY and self.azure is None:
+            raise _FieldError(
+                ("services", si, "identity"),
+                "pod-identity needs the azure section",
+                "add azure.tenantId, subscriptionId, resourceGroup and location",
+            )
+        if svc.delivery in (Delivery.CSI, Delivery.FLEXVOLUME):
+            for ci, secret in enumerate(svc.secrets):
+                if secret.source.scheme != "keyvault":
+                    raise _FieldError(
+                        ("services", si, "secrets", ci, "from"),
+                        f"delivery '{svc.delivery.value}' reads only Key Vault",
+                        "use keyvault:// sources or delivery: init-container",
+                    )
+
+    def _check_source(self, path: tuple[str | int, ...], svc: ServiceSpec, ref: SourceRef) -> None:
+        if ref.scheme == "keyvault":
+            if self.azure is None or self.azure.key_vault(ref.store) is None:
+                known = [kv.name for kv in self.azure.key_vaults] if self.azure else []
+                raise _FieldError(
+                    path,
+                    f"Key Vault '{ref.store}' is not declared",
+                    _suggest(ref.store, known, "add it to azure.keyVaults"),
+                )
+            if svc.identity is Identity.NONE:
+                raise _FieldError(
+                    path,
+                    "a keyvault:// source needs an identity",
+                    "set identity: workload-identity (or pod-identity)",
+                )
+        elif ref.scheme == "vault":
+            if self.vault is None:
+                raise _FieldError(
+                    path,
+                    "a vault:// source needs the vault section",
+                    "add vault.address and vault.auth",
+                )
+            method = svc.vault_auth.value
+            if getattr(self.vault.auth, method) is None:
+                raise _FieldError(
+                    path,
+                    f"the service logs in to Vault with '{method}' but "
+                    f"vault.auth.{method} is not configured",
+                    f"add vault.auth.{method} or set vaultAuth",
+                )
+            if method == "azure" and svc.identity is Identity.NONE:
+                raise _FieldError(
+                    path,
+                    "Vault azure auth needs a managed identity",
+                    "set identity: workload-identity or pod-identity",
+                )
+
+    def service(self, name: str) -> ServiceSpec:
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise SpecError(
+            f"no service named '{name}'",
+            hint=_suggest(name, [s.name for s in self.services], "see `services`"),
+        )
+
+
+class _FieldError(ValueError):
+    """Raised inside model validators to point at a nested field."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str, hint: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+        self.hint = hint
+
+
+def _suggest(word: str, choices: Iterable[str], otherwise: str) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else otherwise
+
+
+def _format_path(path: Iterable[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _line_for(lines: _yaml.LineMap, path: tuple[str | int, ...]) -> int | None:
+    while True:
+        if path in lines:
+            return lines[path]
+        if not path:
+            return None
+        path = path[:-1]
+
+
+def _model_at(path: tuple[str | int, ...]) -> type[BaseModel] | None:
+    model: Any = Spec
+    for part in path:
+        if isinstance(part, int):
+            continue
+        fields = {(f.alias or n): f for n, f in model.model_fields.items()}
+        field = fields.get(part)
+        if field is None:
+            return None
+        model = _unwrap(field.annotation)
+        if model is None:
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    args = getattr(annotation, "__args__", None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in args or ():
+        found = _unwrap(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _translate(exc: ValidationError, file: str, lines: _yaml.LineMap) -> SpecErrors:
+    errors: list[SpecError] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        ctx = err.get("ctx") or {}
+        original = ctx.get("error")
+        if isinstance(original, _FieldError):
+            path = loc + original.path
+            errors.append(
+                SpecError(
+                    original.message,
+                    file=file,
+                    line=_line_for(lines, path),
+                    field=_format_path(path),
+                    hint=original.hint,
+                )
+            )
+            continue
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            known = sorted((f.alias or n) for n, f in parent.model_fields.items()) if parent else []
+            name = str(loc[-1])
+            hint: str | None = _suggest(
+                name, known, f"known fields: {', '.join(known)}" if known else "remove it"
+            )
+            errors.append(
+                SpecError(
+                    f"unknown field '{name}'",
+                    file=file,
+                    line=_line_for(lines, loc),
+                    field=_format_path(loc),
+                    hint=hint,
+                )
+            )
+            continue
+        message = err["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        hint = None
+        if kind == "missing":
+            message = "required field is missing"
+            hint = "add it"
+        elif kind == "literal_error" and loc and loc[-1] == "apiVersion":
+            hint = f"set apiVersion: {API_VERSION}"
+        elif kind == "literal_error" and loc and loc[-1] == "kind":
+            hint = f"set kind: {KIND}"
+        errors.append(
+            SpecError(
+                message, file=file, line=_line_for(lines, loc), field=_format_path(loc), hint=hint
+            )
+        )
+    return SpecErrors(errors)
+
+
+def load_spec_text(text: str, file: str = "<spec>") -> Spec:
+    """Parse and validate spec text. Raises :class:`SpecErrors` (a ``SpecError``) only."""
+    try:
+        data, lines = _yaml.load_with_lines(text)
+    except _yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecErrors(
+            [
+                SpecError(
+                    f"invalid YAML: {problem}", file=file, line=line, hint="fix the YAML syntax"
+                )
+            ]
+        ) from None
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise SpecErrors(
+            [SpecError(f"invalid YAML: {exc}", file=file, hint="fix the YAML syntax")]
+        ) from None
+    if not isinstance(data, dict):
+        raise SpecErrors(
+            [
+                SpecError(
+                    "the spec must be a YAML mapping",
+                    file=file,
+                    line=1,
+                    hint=f"start with apiVersion: {API_VERSION}",
+                )
+            ]
+        )
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise SpecErrors(
+            [
+                SpecError(
+                    f"non-text key {bad_keys[0]!r}", file=file, line=1, hint="keys are field names"
+                )
+            ]
+        )
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(exc, file, lines) from None
+    except (RecursionError, TypeError) as exc:  # pathological input
+        raise SpecErrors(
+            [
+                SpecError(
+                    f"cannot read the spec: {type(exc).__name__}",
+                    file=file,
+                    hint="simplify the document",
+                )
+            ]
+        ) from None
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(
+            "no such file", file=str(p), hint="pass the path of secretsboot.yaml"
+        ) from None
+    except UnicodeDecodeError:
+        raise SpecError("not UTF-8 text", file=str(p), hint="save the spec as UTF-8") from None
+    except OSError as exc:
+        raise SpecError(
+            f"cannot read: {exc.strerror}", file=str(p), hint="check the path"
+        ) from None
+    return load_spec_text(text, str(p))
+
+
+def json_schema() -> dict[str, Any]:
+    """The spec's JSON Schema (for editors: yaml-language-server, VS Code)."""
+    schema = Spec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://secretsboot.dev/schema/secretsboot-v1.json"
+    schema["title"] = "secretsboot spec (secretsboot/v1)"
+    return schema
