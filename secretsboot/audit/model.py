@@ -1,0 +1,211 @@
+"""The audit's data model, shared by the loader, classifier, detectors and formatters.
+
+A :class:`Manifest` is one Kubernetes object as read (file, document index,
+line). A :class:`Workload` is a pod-bearing object with the approaches it uses
+(each with :class:`Evidence`). A :class:`Finding` is something wrong, with a
+stable rule id, a severity, evidence and the fix. An :class:`AuditResult` holds
+everything a formatter needs. No field ever holds a secret value: literals are
+carried as :func:`secretsboot.secret.fingerprint` and a redacted preview.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+SCHEMA_VERSION = "secretsboot.audit/v1"
+
+FieldPath = tuple[str | int, ...]
+
+
+def format_path(path: FieldPath) -> str:
+    """``("spec", "containers", 0, "env")`` -> ``spec.containers[0].env``.
+
+    >>> format_path(("spec", "containers", 0, "env", 2, "valueFrom"))
+    'spec.containers[0].env[2].valueFrom'
+    """
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+class Severity(IntEnum):
+    """Ordered so that ``max()`` gives the worst."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.label for s in cls)
+            raise ValueError(f"unknown severity '{text}'; expected one of {names}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """One object as read: where it came from and its parsed body."""
+
+    file: str
+    doc_index: int
+    line: int
+    body: dict[str, Any]
+    # line of each key path inside the document (from secretsboot._yaml), when the loader has it
+    lines: Mapping[FieldPath, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def line_of(self, path: FieldPath) -> int:
+        """The line of ``path`` in the file, or of its nearest known parent, or the object's."""
+        for end in range(len(path), 0, -1):
+            found = self.lines.get(path[:end])
+            if found:
+                return found
+        return self.line
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind") or "")
+
+    @property
+    def api_version(self) -> str:
+        return str(self.body.get("apiVersion") or "")
+
+    @property
+    def name(self) -> str:
+        meta = self.body.get("metadata")
+        return str(meta.get("name") or "") if isinstance(meta, dict) else ""
+
+    @property
+    def namespace(self) -> str:
+        """The object's namespace as written ('' when the manifest leaves it out)."""
+        meta = self.body.get("metadata")
+        return str(meta.get("namespace") or "") if isinstance(meta, dict) else ""
+
+    @property
+    def ref(self) -> str:
+        """``Kind/namespace/name`` (namespace omitted when empty)."""
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{ns}{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Where an approach or finding shows: the object and the field path in it."""
+
+    object: str  # Kind/namespace/name
+    path: str  # e.g. spec.template.spec.containers[0].env[2].valueFrom.secretKeyRef
+    file: str = ""
+    line: int = 0
+    detail: str = ""  # never a secret value; redacted preview and fingerprint at most
+
+
+@dataclass(frozen=True, slots=True)
+class Approach:
+    """One secret-delivery approach a workload uses (ids of REFERENCE.md section 3)."""
+
+    id: str  # workload-identity, keyvault-csi, k8s-secret-env, secretsboot-init, ...
+    evidence: tuple[Evidence, ...]
+    mode: str = ""  # identity sub-mode where known, e.g. "workload-identity", "service-principal"
+
+
+@dataclass(slots=True)
+class Finding:
+    """Something wrong, with a stable rule id (``SB1xx``), severity, evidence and the fix."""
+
+    rule_id: str
+    title: str
+    severity: Severity
+    message: str
+    fix: str
+    evidence: Evidence
+    workload: str = ""  # Kind/namespace/name of the workload, '' for object-level findings
+    suppressed: bool = False
+    suppression_reason: str = ""
+    baseline: bool = False  # present in the baseline: reported, not counted
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable across runs and line moves: rule, object, field path (and detail)."""
+        key = "|".join(
+            (self.rule_id, self.evidence.object, self.evidence.path, self.evidence.detail)
+        )
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class Workload:
+    """A pod-bearing object and how it gets its secrets."""
+
+    kind: str
+    namespace: str
+    name: str
+    file: str
+    line: int
+    service_account: str
+    approaches: list[Approach] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{ns}{self.name}"
+
+    @property
+    def approach_ids(self) -> list[str]:
+        return sorted({a.id for a in self.approaches})
+
+    @property
+    def worst(self) -> Severity | None:
+        active = [f.severity for f in self.findings if not f.suppressed and not f.baseline]
+        return max(active) if active else None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadError:
+    """A document that could not be read; the rest of the input is still audited."""
+
+    file: str
+    doc_index: int
+    line: int
+    reason: str  # e.g. "invalid YAML: ...", "unrendered Helm template"
+
+
+@dataclass(slots=True)
+class Coverage:
+    files: int = 0
+    documents: int = 0
+    objects: int = 0
+    workloads: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+
+@dataclass(slots=True)
+class AuditResult:
+    workloads: list[Workload]
+    findings: list[Finding]  # every finding, workload-level and object-level
+    errors: list[LoadError]
+    coverage: Coverage
+    threshold: Severity = Severity.HIGH
+    tool_version: str = ""
+
+    def counted(self) -> list[Finding]:
+        """Findings that count against the threshold: not suppressed, not in the baseline."""
+        return [f for f in self.findings if not f.suppressed and not f.baseline]
+
+    def over_threshold(self) -> list[Finding]:
+        return [f for f in self.counted() if f.severity >= self.threshold]
