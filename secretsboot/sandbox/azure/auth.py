@@ -1,0 +1,126 @@
+"""Access tokens of the Entra ID fake: minted by Entra and IMDS, checked by ARM and Key Vault.
+
+Tokens are v2.0-shaped RS256 JWTs signed by the tenant's key: ``iss`` is
+``{authority}/{tenant}/v2.0`` (the issuer of the fake's discovery document, so a
+relying party such as OpenBao's jwt auth can discover the JWKS from loopback),
+``aud`` the resource of the requested scope (``https://vault.azure.net``), ``oid``
+and ``sub`` the principal's object id, ``appid``/``azp`` the client id, ``tid``.
+Example::
+
+    issuer = TokenIssuer(state, SigningKey.shared("azure-entra"))
+    issuer.authority = "https://127.0.0.1:8443"
+    token, expires_in = issuer.mint(oid, client_id, "https://vault.azure.net", acr="2")
+    claims = issuer.verify(token, VAULT_AUDIENCES)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from secretsboot.sandbox.azure.state import AzureState
+from secretsboot.sandbox.tokens import SigningKey, TokenError, jwks, verify
+
+TOKEN_LIFETIME_S = 3600
+VAULT_RESOURCE = "https://vault.azure.net"
+VAULT_AUDIENCES = (
+    "https://vault.azure.net",
+    "https://vault.azure.net/",
+    "cfa8b339-82a2-471a-a3c9-0fc0be7a4093",  # Key Vault's first-party application id
+)
+ARM_AUDIENCES = (
+    "https://management.azure.com",
+    "https://management.azure.com/",
+    "https://management.core.windows.net",
+    "https://management.core.windows.net/",
+)
+KNOWN_RESOURCES = frozenset(
+    a.rstrip("/")
+    for a in (
+        *VAULT_AUDIENCES[:2],
+        *ARM_AUDIENCES,
+        "https://graph.microsoft.com",
+        "https://storage.azure.com",
+        "https://ossrdbms-aad.database.windows.net",
+        "api://AzureADTokenExchange",
+    )
+)
+
+__all__ = [
+    "ARM_AUDIENCES",
+    "KNOWN_RESOURCES",
+    "VAULT_AUDIENCES",
+    "VAULT_RESOURCE",
+    "TokenError",
+    "TokenIssuer",
+]
+
+
+class TokenIssuer:
+    """The tenant's token factory and verifier (one signing key, published as JWKS)."""
+
+    def __init__(self, state: AzureState, key: SigningKey) -> None:
+        self.state = state
+        self.key = key
+        self.authority = ""  # the Entra fake's base URL, set once it listens
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.authority}/{self.state.tenant_id}/v2.0"
+
+    @property
+    def v1_issuer(self) -> str:
+        return f"https://sts.windows.net/{self.state.tenant_id}/"
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        doc = jwks([self.key])
+        for k in doc["keys"]:
+            k["issuer"] = self.issuer
+        return doc
+
+    def mint(
+        self,
+        object_id: str,
+        client_id: str,
+        resource: str,
+        *,
+        acr: str = "1",
+        managed_identity_id: str | None = None,
+        lifetime_s: int = TOKEN_LIFETIME_S,
+    ) -> tuple[str, int]:
+        """An access token for ``resource`` and its lifetime in seconds."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "aud": resource,
+            "iss": self.issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime_s,
+            "aio": uuid.uuid4().hex,
+            "appid": client_id,
+            "appidacr": acr,
+            "azp": client_id,
+            "azpacr": acr,
+            "idp": self.issuer,
+            "idtyp": "app",
+            "oid": object_id,
+            "rh": "0.sandbox.",
+            "sub": object_id,
+            "tid": self.state.tenant_id,
+            "uti": uuid.uuid4().hex[:22],
+            "ver": "2.0",
+        }
+        if managed_identity_id:
+            claims["xms_mirid"] = managed_identity_id
+        return self.key.sign(claims), lifetime_s
+
+    def verify(self, token: str, audiences: tuple[str, ...]) -> dict[str, Any]:
+        """Signature, lifetime (5 min skew, as Azure services allow), audience, issuer
+        (v2.0 or v1 form of this tenant) and ``tid``; raises :class:`TokenError`."""
+        claims = verify(token, self.jwks(), audience=list(audiences), issuer=None, leeway=300)
+        if claims.get("iss") not in (self.issuer, self.v1_issuer):
+            raise TokenError("bad_issuer", f"issuer {claims.get('iss')!r} is not this tenant")
+        if str(claims.get("tid", "")).lower() != self.state.tenant_id.lower():
+            raise TokenError("bad_tenant", "token of another tenant")
+        return claims
