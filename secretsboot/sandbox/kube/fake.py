@@ -1,0 +1,157 @@
+"""The Kubernetes fake's lifecycle: store + app + HTTPS server + kubeconfig.
+
+Example::
+
+    kube = KubeFake.start(ca, state_dir)
+    kube.store.create({"apiVersion": "v1", "kind": "ServiceAccount",
+                       "metadata": {"name": "orders", "namespace": "default"}})
+    token = kube.mint_token("default", "orders", audiences=["vault"])
+    kubernetes.config.load_kube_config(str(kube.kubeconfig_path))   # the official client
+    kube.stop()
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from secretsboot.sandbox._http import FakeServer, Faults
+from secretsboot.sandbox.kube.app import KubeApp
+from secretsboot.sandbox.kube.store import ObjectStore
+from secretsboot.sandbox.pki import CertificateAuthority
+from secretsboot.sandbox.tokens import SigningKey
+
+CONTEXT = "secretsboot-sandbox"
+
+_SEED_CLUSTER_ROLES: tuple[dict[str, Any], ...] = (
+    {"name": "cluster-admin", "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]},
+    {
+        "name": "system:auth-delegator",
+        "rules": [
+            {
+                "apiGroups": ["authentication.k8s.io"],
+                "resources": ["tokenreviews"],
+                "verbs": ["create"],
+            },
+            {
+                "apiGroups": ["authorization.k8s.io"],
+                "resources": ["subjectaccessreviews"],
+                "verbs": ["create"],
+            },
+        ],
+    },
+)
+
+
+class KubeFake:
+    """The Kubernetes fake's lifecycle: store + app + HTTPS server + kubeconfig."""
+
+    def __init__(self, ca: CertificateAuthority, state_dir: Path, *, port: int = 0) -> None:
+        self.ca = ca
+        self.state_dir = state_dir
+        self.store = ObjectStore()
+        for role in _SEED_CLUSTER_ROLES:
+            self.store.create(
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "ClusterRole",
+                    "metadata": {"name": role["name"]},
+                    "rules": role["rules"],
+                }
+            )
+        self.admin_token = secrets.token_urlsafe(32)
+        self.signing_key = SigningKey.shared("kubernetes-sa-issuer")
+        self.app = KubeApp(self.store, self.signing_key, self.admin_token)
+        cert = ca.issue_server_cert(name="kubernetes")
+        self.server = FakeServer(self.app, ssl_context=cert.ssl_context(), port=port)
+        self.kubeconfig_path = state_dir / "kubeconfig"
+
+    @classmethod
+    def start(cls, ca: CertificateAuthority, state_dir: Path, *, port: int = 0) -> KubeFake:
+        """Serve on 127.0.0.1 (a free port) and write ``state_dir/kubeconfig``."""
+        fake = cls(ca, state_dir, port=port)
+        fake.server.start()
+        fake.write_kubeconfig()
+        return fake
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def oidc_issuer(self) -> str:
+        return self.app.issuer
+
+    @property
+    def faults(self) -> Faults:
+        return self.app.faults
+
+    def mint_token(
+        self,
+        namespace: str,
+        service_account: str,
+        audiences: list[str] | None = None,
+        expiration_seconds: int = 3600,
+        pod: str | None = None,
+    ) -> str:
+        """An RS256 service-account token; ``audiences`` default to
+        ``["api://AzureADTokenExchange"]`` (the workload-identity audience)."""
+        return self.app.mint_token(
+            namespace,
+            service_account,
+            audiences or ["api://AzureADTokenExchange"],
+            expiration_seconds,
+            pod,
+        )
+
+    def review_token(self, token: str, audiences: list[str] | None = None) -> dict[str, Any]:
+        return self.app.review_token(token, audiences)
+
+    def write_kubeconfig(self) -> Path:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": CONTEXT,
+                    "cluster": {"server": self.url, "certificate-authority": str(self.ca.ca_path)},
+                }
+            ],
+            "users": [{"name": f"{CONTEXT}-admin", "user": {"token": self.admin_token}}],
+            "contexts": [
+                {
+                    "name": CONTEXT,
+                    "context": {
+                        "cluster": CONTEXT,
+                        "user": f"{CONTEXT}-admin",
+                        "namespace": "default",
+                    },
+                }
+            ],
+            "current-context": CONTEXT,
+            "preferences": {},
+        }
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.kubeconfig_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(config, fh, sort_keys=False)
+        return self.kubeconfig_path
+
+    def healthy(self) -> bool:
+        return self.server.running
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> KubeFake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"KubeFake({self.url!r})"

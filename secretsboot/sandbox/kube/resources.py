@@ -1,0 +1,280 @@
+"""The resource types the Kubernetes fake serves, and the API's error objects."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+    builtin: bool = True
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("", "v1", "namespaces", "Namespace", False, short_names=("ns",)),
+    Resource("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",)),
+    Resource("", "v1", "secrets", "Secret", True),
+    Resource("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",)),
+    Resource("", "v1", "pods", "Pod", True, short_names=("po",)),
+    Resource("apps", "v1", "deployments", "Deployment", True, short_names=("deploy",)),
+    Resource("apps", "v1", "statefulsets", "StatefulSet", True, short_names=("sts",)),
+    Resource("apps", "v1", "daemonsets", "DaemonSet", True, short_names=("ds",)),
+    Resource("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",)),
+    Resource("batch", "v1", "jobs", "Job", True),
+    Resource("batch", "v1", "cronjobs", "CronJob", True, short_names=("cj",)),
+    Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    Resource(
+        "secrets-store.csi.x-k8s.io",
+        "v1",
+        "secretproviderclasses",
+        "SecretProviderClass",
+        True,
+        builtin=False,
+    ),
+    Resource("aadpodidentity.k8s.io", "v1", "azureidentities", "AzureIdentity", True, False),
+    Resource(
+        "aadpodidentity.k8s.io", "v1", "azureidentitybindings", "AzureIdentityBinding", True, False
+    ),
+    # CRDs of the other secret-delivery approaches `audit` recognises (as if installed)
+    Resource("external-secrets.io", "v1beta1", "externalsecrets", "ExternalSecret", True, False),
+    Resource("external-secrets.io", "v1beta1", "secretstores", "SecretStore", True, False),
+    Resource(
+        "external-secrets.io", "v1beta1", "clustersecretstores", "ClusterSecretStore", False, False
+    ),
+    Resource("spv.no", "v2beta1", "azurekeyvaultsecrets", "AzureKeyVaultSecret", True, False),
+    Resource(
+        "secrets.hashicorp.com", "v1beta1", "vaultstaticsecrets", "VaultStaticSecret", True, False
+    ),
+    Resource(
+        "secrets.hashicorp.com", "v1beta1", "vaultdynamicsecrets", "VaultDynamicSecret", True, False
+    ),
+    Resource(
+        "", "v1", "replicationcontrollers", "ReplicationController", True, short_names=("rc",)
+    ),
+    Resource("", "v1", "services", "Service", True, short_names=("svc",)),
+)
+
+_BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
+_BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
+_BY_NAME: dict[str, Resource] = {}
+for _r in RESOURCES:
+    for _n in (_r.plural, _r.kind, _r.kind.lower(), *_r.short_names):
+        _BY_NAME[_n] = _r
+
+
+def by_path(group: str, version: str, plural: str) -> Resource | None:
+    return _BY_PATH.get((group, version, plural))
+
+
+def by_kind(api_version: str, kind: str) -> Resource | None:
+    return _BY_KIND.get((api_version, kind))
+
+
+def lookup(name: str) -> Resource:
+    """A resource by plural, kind or short name (``"secrets"``, ``"Secret"``, ``"sa"``)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown resource {name!r}") from None
+
+
+def groups() -> dict[str, list[str]]:
+    """API group -> versions (the core group is ``""``)."""
+    out: dict[str, list[str]] = {}
+    for r in RESOURCES:
+        versions = out.setdefault(r.group, [])
+        if r.version not in versions:
+            versions.append(r.version)
+    return out
+
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+    "'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "
+    "regex used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+    "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+
+
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def qualified_name_problem(key: str) -> str | None:
+    """Why ``key`` is not a valid label/annotation key (``[prefix/]name``)."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
+        return "prefix part must be a lowercase RFC 1123 subdomain"
+    if not name or len(name) > 63:
+        return "name part must be no more than 63 characters and non-empty"
+    if not _QUALIFIED_NAME.match(name):
+        return (
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must "
+            "start and end with an alphanumeric character"
+        )
+    return None
+
+
+def label_value_problem(value: object) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string"
+    if len(value) > 63:
+        return "must be no more than 63 characters"
+    if value and not _QUALIFIED_NAME.match(value):
+        return (
+            "a valid label must be an empty string or consist of alphanumeric characters, "
+            "'-', '_' or '.', and must start and end with an alphanumeric character"
+        )
+    return None
+
+
+def config_key_problem(key: str) -> str | None:
+    if len(key) > 253 or not _CONFIG_KEY.match(key):
+        return "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+    return None
+
+
+def name_problem(resource: Resource, name: str) -> str | None:
+    """Why ``name`` is not a valid name for ``resource`` (None when valid)."""
+    if resource.plural == "namespaces":
+        if len(name) > 63:
+            return "must be no more than 63 characters"
+        return None if DNS1123_LABEL.match(name) else _LABEL_MSG
+    if resource.group == "rbac.authorization.k8s.io":
+        # RBAC names are path segments: anything but '/', '%', '.' and '..'
+        bad = name in (".", "..") or "/" in name or "%" in name
+        return 'may not contain "/" or "%" and may not be "." or ".."' if bad else None
+    if len(name) > 253:
+        return "must be no more than 253 characters"
+    return None if DNS1123_SUBDOMAIN.match(name) else _SUBDOMAIN_MSG
+
+
+class ApiError(Exception):
+    """An API failure carried as a Kubernetes ``Status`` object."""
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        name: str | None = None,
+        group: str | None = None,
+        kind: str | None = None,
+        causes: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details: dict[str, Any] = {}
+        if name is not None:
+            self.details["name"] = name
+        if group:
+            self.details["group"] = group
+        if kind is not None:
+            self.details["kind"] = kind
+        if causes:
+            self.details["causes"] = causes
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+def not_found(resource: Resource, name: str) -> ApiError:
+    return ApiError(
+        404,
+        "NotFound",
+        f'{resource.plural}{_dot(resource)} "{name}" not found',
+        name=name,
+        group=resource.group,
+        kind=resource.plural,
+    )
+
+
+def already_exists(resource: Resource, name: str) -> ApiError:
+    return ApiError(
+        409,
+        "AlreadyExists",
+        f'{resource.plural}{_dot(resource)} "{name}" already exists',
+        name=name,
+        group=resource.group,
+        kind=resource.plural,
+    )
+
+
+def conflict(resource: Resource, name: str) -> ApiError:
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {resource.plural}{_dot(resource)} "{name}": '
+        "the object has been modified; please apply your changes to the latest version "
+        "and try again",
+        name=name,
+        group=resource.group,
+        kind=resource.plural,
+    )
+
+
+def invalid(resource: Resource, name: str, field: str, value: Any, why: str) -> ApiError:
+    detail = f'{field}: Invalid value: "{value}": {why}'
+    return ApiError(
+        422,
+        "Invalid",
+        f'{resource.kind}{_dot(resource)} "{name}" is invalid: {detail}',
+        name=name,
+        group=resource.group,
+        kind=resource.kind,
+        causes=[
+            {
+                "reason": "FieldValueInvalid",
+                "message": f'Invalid value: "{value}": {why}',
+                "field": field,
+            }
+        ],
+    )
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "BadRequest", message)
+
+
+def _dot(resource: Resource) -> str:
+    return f".{resource.group}" if resource.group else ""
