@@ -275,6 +275,16 @@ class KubeApp(FakeApp):
 
     @staticmethod
     def _body(req: Request) -> Any:
+        ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+            # Like the real API server for a media type it does not serve (CBOR, protobuf):
+            # 415 makes client-go (kubectl 1.3x) fall back to JSON.
+            raise res.ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - "
+                f"accepted media types include: application/json, application/yaml",
+            )
         try:
             return req.json()
         except ValueError:
