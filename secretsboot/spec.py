@@ -49,6 +49,7 @@ API_VERSION = "secretsboot/v1"
 KIND = "SecretsbootSpec"
 SCHEMES = ("keyvault", "vault", "k8s")
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
+MAX_FEDERATED_CREDENTIALS = 20  # per user-assigned identity, an Azure limit
 
 # DNS-1123 label (namespaces, service names) and subdomain (Secret, ServiceAccount names).
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -372,6 +373,7 @@ class ServiceSpec(_Model):
     managed_identity: str | None = Field(
         default=None,
         description="User-assigned identity name; services naming the same one share it",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,127}$",
     )
     delivery: Delivery = Delivery.INIT_CONTAINER
     vault_auth: VaultAuthMethod = VaultAuthMethod.KUBERNETES
@@ -440,6 +442,7 @@ class Spec(_Model):
     def _cross_references(self) -> Spec:
         names: set[str] = set()
         accounts: set[tuple[str, str]] = set()
+        federated: dict[str, int] = {}
         for si, svc in enumerate(self.services):
             if svc.name in names:
                 raise _FieldError(
@@ -456,6 +459,16 @@ class Spec(_Model):
                     "give each service its own service account (a shared one shares every grant)",
                 )
             accounts.add(key)
+            if svc.identity is Identity.WORKLOAD_IDENTITY:
+                federated[svc.identity_name] = federated.get(svc.identity_name, 0) + 1
+                if federated[svc.identity_name] > MAX_FEDERATED_CREDENTIALS:
+                    raise _FieldError(
+                        ("services", si, "managedIdentity"),
+                        f"more than {MAX_FEDERATED_CREDENTIALS} workload-identity services share "
+                        f"identity '{svc.identity_name}'; Azure allows at most "
+                        f"{MAX_FEDERATED_CREDENTIALS} federated credentials per identity",
+                        "give some of these services their own managedIdentity",
+                    )
             self._check_identity(si, svc)
             for ci, secret in enumerate(svc.secrets):
                 for fi, ref in enumerate(secret.sources):

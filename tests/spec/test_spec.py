@@ -89,8 +89,10 @@ def test_path_traversal_names_are_rejected(name: str) -> None:
 
 
 def test_path_traversal_in_file_field() -> None:
-    text = BASE.replace("        from: k8s://orders-db#password",
-                        "        from: k8s://orders-db#password\n        file: ../../etc/cron.d/x")
+    text = BASE.replace(
+        "        from: k8s://orders-db#password",
+        "        from: k8s://orders-db#password\n        file: ../../etc/cron.d/x",
+    )
     (line,) = errors_of(text)
     assert line.startswith("s.yaml:11 services[0].secrets[0].file:")
 
@@ -114,11 +116,15 @@ def test_several_errors_are_reported_together() -> None:
 
 
 def test_keyvault_source_must_name_a_declared_vault() -> None:
-    text = EXAMPLE.read_text().replace("keyvault://kv-dd-delivery/delivery-cosmosdb-key",
-                                       "keyvault://kv-dd-delivry/delivery-cosmosdb-key")
+    text = EXAMPLE.read_text().replace(
+        "keyvault://kv-dd-delivery/delivery-cosmosdb-key",
+        "keyvault://kv-dd-delivry/delivery-cosmosdb-key",
+    )
     lines = errors_of(text)
-    assert any("Key Vault 'kv-dd-delivry' is not declared; did you mean 'kv-dd-delivery'?" in ln
-               for ln in lines), lines
+    assert any(
+        "Key Vault 'kv-dd-delivry' is not declared; did you mean 'kv-dd-delivery'?" in ln
+        for ln in lines
+    ), lines
 
 
 def test_vault_source_needs_configured_auth() -> None:
@@ -154,10 +160,14 @@ def test_not_a_mapping() -> None:
     ("uri", "expected"),
     [
         ("keyvault://kv-one/db-pass", SourceRef("keyvault", "kv-one", "db-pass", None, None)),
-        ("keyvault://kv-one/db-pass@0123abcd", SourceRef("keyvault", "kv-one", "db-pass", None,
-                                                         "0123abcd")),
-        ("vault://secret/shop/orders#password", SourceRef("vault", "secret", "shop/orders",
-                                                          "password", None)),
+        (
+            "keyvault://kv-one/db-pass@0123abcd",
+            SourceRef("keyvault", "kv-one", "db-pass", None, "0123abcd"),
+        ),
+        (
+            "vault://secret/shop/orders#password",
+            SourceRef("vault", "secret", "shop/orders", "password", None),
+        ),
         ("k8s://orders-db#password", SourceRef("k8s", "orders-db", "", "password", None)),
     ],
 )
@@ -170,9 +180,19 @@ def test_source_uris_parse_and_round_trip(uri: str, expected: SourceRef) -> None
 @pytest.mark.parametrize(
     "uri",
     [
-        "kv://a/b", "keyvault://a/b", "keyvault://kv-one/", "keyvault://kv-one/a_b",
-        "vault://secret/path", "vault://secret/../x#k", "vault://secret//x#k", "vault:///x#k",
-        "k8s://Bad_Name#k", "k8s://name", "k8s://name#", "plain", "",
+        "kv://a/b",
+        "keyvault://a/b",
+        "keyvault://kv-one/",
+        "keyvault://kv-one/a_b",
+        "vault://secret/path",
+        "vault://secret/../x#k",
+        "vault://secret//x#k",
+        "vault:///x#k",
+        "k8s://Bad_Name#k",
+        "k8s://name",
+        "k8s://name#",
+        "plain",
+        "",
     ],
 )
 def test_bad_source_uris_are_rejected(uri: str) -> None:
@@ -192,3 +212,20 @@ def test_json_schema_validates_the_example() -> None:
     bad = dict(document, bogus=1)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_bad_managed_identity_name_is_a_spec_error() -> None:
+    text = EXAMPLE.read_text().replace(
+        "managedIdentity: id-dronescheduler-legacy", "managedIdentity: 'id with spaces'"
+    )
+    lines = errors_of(text)
+    assert any("services[4].managedIdentity" in ln for ln in lines), lines
+
+
+def test_more_than_twenty_services_sharing_one_identity_is_refused() -> None:
+    head = EXAMPLE.read_text().split("services:\n")[0] + "services:\n"
+    body = "".join(
+        f"  - name: svc{i}\n    managedIdentity: id-shared\n    secrets: []\n" for i in range(21)
+    )
+    lines = errors_of(head + body)
+    assert any("services[20].managedIdentity" in ln and "at most 20" in ln for ln in lines), lines
