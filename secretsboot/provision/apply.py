@@ -280,10 +280,11 @@ class Provisioner:
 
     def _preflight(self, pending: list[Change]) -> None:
         """Observation proved every system reachable and readable; now ask each system
-        whether the pending writes are allowed (ARM: the permissions API; Kubernetes:
-        SelfSubjectAccessReview; Vault: sys/capabilities-self). Where a system cannot answer
-        (an ARM without the permissions API), its 403 surfaces at the write, naming the
-        missing permission."""
+        whether the pending writes are allowed (ARM: the permissions API at each resource
+        group and vault written to; Kubernetes: SelfSubjectAccessReview; Vault:
+        sys/capabilities-self), before the first write to any of them: a denial leaves
+        every system untouched. Only an ARM without the permissions API is not asked (a
+        warning is logged); its 403 then surfaces at the write, naming the permission."""
         assert self._state is not None  # noqa: S101
         azure = self.backends.get(System.AZURE)
         if azure is not None:

@@ -493,20 +493,192 @@ def test_an_arm_403_on_a_preflight_read_aborts_with_nothing_written(
     assert identities_in(sb, "rg-deny") == []
 
 
-def test_an_arm_403_on_a_write_names_service_object_and_permission(sb: Any, tmp_path: Path) -> None:
-    path, _ = variant(sb, tmp_path, "denyw")
-    sb.azure.deny_arm_action("Microsoft.Authorization/roleAssignments/write")
+RA_WRITE = "Microsoft.Authorization/roleAssignments/write"
+FIC_WRITE = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write"
+
+
+@pytest.fixture
+def arm_caller(sb: Any) -> Iterator[list[Any]]:
+    """Collects the role assignments a test gives the provisioner; afterwards removes them
+    and every ARM denial or restriction, so the session sandbox is as before."""
+    made: list[Any] = []
     try:
-        with pytest.raises(DeniedError) as info:
-            provision(path)
+        yield made
     finally:
         sb.azure.clear_arm_denials()
-    text = str(info.value)
-    assert "Microsoft.Authorization/roleAssignments/write" in text
-    if "preflight" not in text:  # an ARM without the permissions API: refused at the write
-        assert "role-assignment" in text and "service " in text
-    # granted now, a re-run finishes the job
+        for ra in made:
+            sb.azure.state.delete_role_assignment(ra.scope, ra.name)
+
+
+def writes_by_system(sb: Any) -> dict[str, int]:
+    return {
+        "kubernetes": sum(1 for c in sb.kube.app.calls if c.method in WRITE_METHODS),
+        "arm": sum(1 for c in sb.azure.arm.calls if c.method in WRITE_METHODS),
+    }
+
+
+def pending_of(path: Path) -> list[tuple[str, str]]:
+    """The plan as (object, action) pairs: it changes when any system was written to."""
+    return sorted((str(c.key), c.action.value) for c in plan_of(path).pending)
+
+
+def vault_policies(sb: Any) -> set[str]:
+    client = sb.vault.client()
+    try:
+        listed = client.list("sys/policies/acl")
+    finally:
+        client.adapter.close()
+    return set(((listed or {}).get("data") or {}).get("keys") or [])
+
+
+def permission_calls(sb: Any, since: int) -> list[Any]:
+    return [
+        c
+        for c in sb.azure.arm.calls[since:]
+        if c.method == "GET"
+        and c.path.lower().endswith("/providers/microsoft.authorization/permissions")
+    ]
+
+
+def test_a_denied_role_assignment_write_fails_the_preflight_with_zero_writes(
+    sb: Any,
+    tmp_path: Path,
+    arm_caller: list[Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from secretsboot.cli import main
+    from secretsboot.errors import ExitCode
+
+    path, _ = variant(sb, tmp_path, "pfra")
+    for k, v in sb.azure.env().items():
+        monkeypatch.setenv(k, v)
+    spec = load_spec(path)
+    plan_before = pending_of(path)
+    writes_before, calls_before = writes_by_system(sb), len(sb.azure.arm.calls)
+    policies_before = vault_policies(sb)
+    assert any(kind.startswith("vault:") for kind, _ in plan_before)
+    sb.azure.deny_arm_action(RA_WRITE, PROVISIONER["oid"])
+
+    code = main(["provision", "-f", str(path), "--yes"])
+
+    err = capsys.readouterr().err
+    assert code == ExitCode.DENIED == 3
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: azure: the caller lacks " + RA_WRITE)
+    assert "preflight" in line and "nothing was written" in line
+    assert spec.azure is not None
+    rbac = [kv.name for kv in spec.azure.key_vaults if kv.mode.value == "rbac"]
+    assert rbac
+    for name in rbac:  # each vault scope is named, with the command that fixes it
+        assert f"scope '{sb.azure.vault_id(name)}'" in line
+        assert (
+            f'--role "Role Based Access Control Administrator" --scope {sb.azure.vault_id(name)}'
+            in line
+        )
+    assert "role-assignment id-" in line  # the objects that need the permission
+    assert "userAssignedIdentities/write" not in line  # only what is really missing
+    # the preflight asked ARM, and no system saw a single write
+    assert permission_calls(sb, calls_before)
+    assert writes_by_system(sb) == writes_before
+    assert vault_policies(sb) == policies_before
+    assert identities_in(sb, "rg-pfra") == []
+    assert pending_of(path) == plan_before
+
+    sb.azure.clear_arm_denials()  # granted now: a re-run does the whole job
     provision(path)
+    assert not plan_of(path).has_changes
+
+
+def test_a_denied_federated_credential_write_names_permission_scope_and_fix(
+    sb: Any, tmp_path: Path, arm_caller: list[Any]
+) -> None:
+    path, _ = variant(sb, tmp_path, "pffic")
+    plan_before = pending_of(path)
+    writes_before = writes_by_system(sb)
+    sb.azure.deny_arm_action(FIC_WRITE)  # every caller: the wildcard-free exact action
+    with pytest.raises(DeniedError) as info:
+        provision(path)
+    text = str(info.value)
+    rg_id = f"/subscriptions/{sb.azure.subscription_id}/resourceGroups/rg-pffic"
+    assert f"the caller lacks {FIC_WRITE} on scope '{rg_id}'" in text
+    assert "federated-credential id-" in text
+    assert f'--role "Managed Identity Contributor" --scope {rg_id}' in text
+    assert RA_WRITE not in text
+    assert writes_by_system(sb) == writes_before
+    assert pending_of(path) == plan_before
+
+
+def test_a_caller_judged_by_its_roles_is_checked_per_scope(
+    sb: Any, tmp_path: Path, arm_caller: list[Any]
+) -> None:
+    from secretsboot.sandbox.azure.state import CONTRIBUTOR, USER_ACCESS_ADMINISTRATOR
+
+    path, _ = variant(sb, tmp_path, "pfroles")
+    spec = load_spec(path)
+    assert spec.azure is not None
+    plan_before = pending_of(path)
+    writes_before = writes_by_system(sb)
+    oid = PROVISIONER["oid"]
+    sb.azure.state.restrict_arm_caller(oid)
+    sub = f"/subscriptions/{sb.azure.subscription_id}"
+    # Contributor may do everything but Microsoft.Authorization writes (notActions */Write)
+    arm_caller.append(sb.azure.assign_role(sub, oid, CONTRIBUTOR))
+    with pytest.raises(DeniedError) as info:
+        provision(path)
+    text = str(info.value)
+    assert text.count(RA_WRITE) >= 1
+    for action in (
+        "Microsoft.ManagedIdentity/userAssignedIdentities/write",
+        FIC_WRITE,
+        "Microsoft.KeyVault/vaults/accessPolicies/write",
+    ):
+        assert action not in text
+    assert writes_by_system(sb) == writes_before
+    assert pending_of(path) == plan_before
+    # User Access Administrator on each RBAC vault's group is inherited by the vault scope
+    for kv in spec.azure.key_vaults:
+        if kv.mode.value == "rbac":
+            rg = kv.resource_group or spec.azure.resource_group
+            scope = f"{sub}/resourceGroups/{rg}"
+            if not any(ra.scope == scope for ra in arm_caller):
+                arm_caller.append(sb.azure.assign_role(scope, oid, USER_ACCESS_ADMINISTRATOR))
+    _, result = provision(path)
+    assert result.writes == len(plan_before)
+    assert not plan_of(path).has_changes
+
+
+def test_an_arm_without_the_permissions_api_is_refused_at_the_write(
+    sb: Any,
+    tmp_path: Path,
+    arm_caller: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The one case the preflight cannot cover: it says so, and the write's 403 names
+    the service, the object and the permission."""
+    from secretsboot.sandbox.azure.arm import arm_error
+
+    def no_such_api(req: Any, oid: str, scope: str) -> Any:
+        return arm_error(
+            400,
+            "InvalidResourceType",
+            "The resource type 'permissions' could not be found in the namespace "
+            "'Microsoft.Authorization' for api version '2022-04-01'.",
+        )
+
+    monkeypatch.setattr(sb.azure.arm, "_permissions", no_such_api)
+    path, _ = variant(sb, tmp_path, "pfnoapi")
+    sb.azure.deny_arm_action(RA_WRITE)
+    caplog.set_level("WARNING", logger="secretsboot.provision.azure")
+    with pytest.raises(DeniedError) as info:
+        provision(path)
+    text = str(info.value)
+    assert RA_WRITE in text and "preflight" not in text
+    assert "role-assignment" in text and "service " in text
+    assert "has no permissions API" in caplog.text
+    sb.azure.clear_arm_denials()
+    provision(path)  # a re-run finishes the job
     assert not plan_of(path).has_changes
 
 
@@ -631,16 +803,23 @@ def test_transient_server_errors_are_retried(sb: Any, tmp_path: Path) -> None:
 def test_the_20_federated_credentials_limit_is_checked_before_writing(
     sb: Any, tmp_path: Path
 ) -> None:
+    # The spec refuses more than 20 services on one identity; the plan must also count the
+    # credentials the identity already holds from outside the spec.
     def crowd(doc: dict[str, Any]) -> None:
         template = doc["services"][0]
         doc["services"] = []
-        for i in range(21):
+        for i in range(2):
             svc = copy.deepcopy(template)
             svc["name"] = f"crowd-{i}"
             svc["managedIdentity"] = "id-crowded"
             doc["services"].append(svc)
 
     path, _ = variant(sb, tmp_path, "fic", crowd)
+    ident = sb.azure.create_identity("rg-fic", "id-crowded")
+    for i in range(19):
+        sb.azure.add_federated_credential(
+            ident.id, f"other-{i}", "https://issuer.example.test", f"system:serviceaccount:x:sa{i}"
+        )
     plan = plan_of(path)
     errors = [n for n in plan.notes if n.level == "error"]
     assert len(errors) == 1

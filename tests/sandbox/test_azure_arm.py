@@ -475,3 +475,202 @@ def test_concurrent_fic_writes_on_one_identity_conflict(
         az.set_fic_write_latency(0)
     assert second == "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"
     assert write(1) == "ok"  # one after the other is fine
+
+
+# ---- Microsoft.Authorization/permissions ----------------------------------------------
+
+
+class Caller:
+    """A fresh service principal with its own ARM clients (closed by the fixture)."""
+
+    def __init__(self, az: AzureFakes, ca: CertificateAuthority) -> None:
+        self.az, self.ca = az, ca
+        app_id = str(uuid.uuid4())
+        self.oid = az.add_service_principal(app_id, "caller-secret")
+        self.cred = ClientSecretCredential(
+            az.tenant_id,
+            app_id,
+            "caller-secret",
+            authority=az.authority_host,
+            disable_instance_discovery=True,
+            connection_verify=str(ca.ca_path),
+        )
+        kwargs = mgmt_kwargs(az, ca)
+        self.authz = AuthorizationManagementClient(self.cred, az.subscription_id, **kwargs)  # type: ignore[arg-type]
+        self.msi = ManagedServiceIdentityClient(self.cred, az.subscription_id, **kwargs)  # type: ignore[arg-type]
+
+    def at_rg(self, rg: str) -> list[dict[str, list[str]]]:
+        return [_entry(p) for p in self.authz.permissions.list_for_resource_group(rg)]
+
+    def at_vault(self, rg: str, vault: str) -> list[dict[str, list[str]]]:
+        got = self.authz.permissions.list_for_resource(
+            rg, "Microsoft.KeyVault", "", "vaults", vault
+        )
+        return [_entry(p) for p in got]
+
+    def at_subscription(self) -> list[dict[str, list[str]]]:
+        """The subscription scope (no SDK operation for it in 2022-04-01): plain GET."""
+        token = self.cred.get_token(ARM_SCOPE).token
+        got = requests.get(
+            f"{self.az.arm_url}/subscriptions/{self.az.subscription_id}"
+            "/providers/Microsoft.Authorization/permissions",
+            params={"api-version": "2022-04-01"},
+            headers={"Authorization": f"Bearer {token}"},
+            verify=str(self.ca.ca_path),
+            timeout=5,
+        )
+        assert got.status_code == 200, got.text
+        value: list[dict[str, list[str]]] = got.json()["value"]
+        return value
+
+    def close(self) -> None:
+        self.authz.close()
+        self.msi.close()
+        self.cred.close()
+
+
+def _entry(p: object) -> dict[str, list[str]]:
+    return {
+        "actions": list(getattr(p, "actions", None) or []),
+        "notActions": list(getattr(p, "not_actions", None) or []),
+        "dataActions": list(getattr(p, "data_actions", None) or []),
+        "notDataActions": list(getattr(p, "not_data_actions", None) or []),
+    }
+
+
+OWNER_ENTRY = {"actions": ["*"], "notActions": [], "dataActions": [], "notDataActions": []}
+
+
+@pytest.fixture
+def caller(az: AzureFakes, ca: CertificateAuthority) -> Iterator[Caller]:
+    c = Caller(az, ca)
+    try:
+        yield c
+    finally:
+        az.clear_arm_denials()  # also ends restrict_arm_caller
+        c.close()
+
+
+def test_permissions_of_a_default_caller_are_an_owners_at_every_scope(
+    az: AzureFakes, caller: Caller
+) -> None:
+    vault = az.create_keyvault("perm-owner-kv", resource_group="rg-perm")
+    assert caller.at_subscription() == [OWNER_ENTRY]
+    assert caller.at_rg("rg-perm") == [OWNER_ENTRY]
+    assert caller.at_vault("rg-perm", vault.name) == [OWNER_ENTRY]
+    # a role held at the vault shows as its own entry there, not at the group above it
+    az.assign_role(vault.id, caller.oid, KEY_VAULT_SECRETS_USER)
+    at_vault = caller.at_vault("rg-perm", vault.name)
+    assert at_vault[0] == OWNER_ENTRY
+    assert at_vault[1]["actions"] == []
+    assert "Microsoft.KeyVault/vaults/secrets/getSecret/action" in at_vault[1]["dataActions"]
+    assert caller.at_rg("rg-perm") == [OWNER_ENTRY]
+    # scopes that do not exist are ARM's 404s
+    with pytest.raises(ResourceNotFoundError) as no_rg:
+        caller.at_rg("rg-perm-missing")
+    assert no_rg.value.error is not None and no_rg.value.error.code == "ResourceGroupNotFound"
+    with pytest.raises(ResourceNotFoundError) as no_vault:
+        caller.at_vault("rg-perm", "perm-missing-kv")
+    assert no_vault.value.error is not None and no_vault.value.error.code == "ResourceNotFound"
+
+
+def test_a_denied_action_shows_in_not_actions_and_matches_the_write(
+    az: AzureFakes, caller: Caller, admin: ClientSecretCredential
+) -> None:
+    from secretsboot.provision.azure import _permits
+
+    vault = az.create_keyvault("perm-deny-kv", resource_group="rg-perm")
+    mi = az.create_identity("rg-perm", "perm-deny")
+    write = "Microsoft.Authorization/roleAssignments/write"
+    az.deny_arm_action(write, caller.oid)
+    az.deny_arm_action("Microsoft.ManagedIdentity/*", caller.oid)
+    for entries in (caller.at_rg("rg-perm"), caller.at_vault("rg-perm", vault.name)):
+        assert entries == [
+            {
+                "actions": ["*"],
+                "notActions": [write, "Microsoft.ManagedIdentity/*"],
+                "dataActions": [],
+                "notDataActions": [],
+            }
+        ]
+    perms = caller.authz.permissions.list_for_resource_group("rg-perm")
+    entry = next(iter(perms))
+    assert not _permits(entry, write)
+    assert not _permits(entry, "Microsoft.ManagedIdentity/userAssignedIdentities/write")
+    assert _permits(entry, "Microsoft.Authorization/roleAssignments/read")
+    assert _permits(entry, "Microsoft.KeyVault/vaults/accessPolicies/write")
+    # what the permissions API says is what the writes meet
+    with pytest.raises(HttpResponseError) as info:
+        caller.authz.role_assignments.create(
+            vault.id,
+            str(uuid.uuid4()),
+            RoleAssignmentCreateParameters(
+                role_definition_id=az.state.role_definition_id(KEY_VAULT_SECRETS_USER),
+                principal_id=mi.principal_id,
+            ),
+        )
+    assert info.value.status_code == 403
+    with pytest.raises(HttpResponseError) as mi_write:
+        caller.msi.user_assigned_identities.create_or_update(
+            "rg-perm", "perm-deny-2", Identity(location="eastus")
+        )
+    assert mi_write.value.status_code == 403
+    assert list(caller.authz.role_assignments.list_for_scope(vault.id)) == []  # read allowed
+    # the denial was for this caller only: another caller is still an Owner
+    other = AuthorizationManagementClient(admin, az.subscription_id, **mgmt_kwargs(az, caller.ca))  # type: ignore[arg-type]
+    with other:
+        assert [_entry(p) for p in other.permissions.list_for_resource_group("rg-perm")] == [
+            OWNER_ENTRY
+        ]
+
+
+def test_a_restricted_caller_gets_what_its_roles_grant(az: AzureFakes, caller: Caller) -> None:
+    from secretsboot.provision.azure import _permits
+    from secretsboot.sandbox.azure.state import CONTRIBUTOR, READER
+
+    az.state.ensure_resource_group("rg-perm-reader")
+    rg_id = f"/subscriptions/{az.subscription_id}/resourceGroups/rg-perm-reader"
+    az.state.restrict_arm_caller(caller.oid)
+    assert caller.at_rg("rg-perm-reader") == []  # no role: nothing at all
+    with pytest.raises(HttpResponseError) as nothing:
+        list(caller.msi.user_assigned_identities.list_by_resource_group("rg-perm-reader"))
+    assert nothing.value.status_code == 403
+    reader = az.assign_role(rg_id, caller.oid, READER)
+    assert caller.at_rg("rg-perm-reader") == [
+        {"actions": ["*/read"], "notActions": [], "dataActions": [], "notDataActions": []}
+    ]
+    assert caller.at_subscription() == []  # the role is held below the subscription
+    assert list(caller.msi.user_assigned_identities.list_by_resource_group("rg-perm-reader")) == []
+    with pytest.raises(HttpResponseError) as write:
+        caller.msi.user_assigned_identities.create_or_update(
+            "rg-perm-reader", "perm-reader", Identity(location="eastus")
+        )
+    assert write.value.status_code == 403
+    assert "Microsoft.ManagedIdentity/userAssignedIdentities/write" in str(write.value)
+    # Contributor at the group: anything but Microsoft.Authorization writes, and a denial
+    # on top of it subtracts from every entry
+    contributor = az.assign_role(rg_id, caller.oid, CONTRIBUTOR)
+    try:
+        entries = caller.at_rg("rg-perm-reader")
+        assert [e["actions"] for e in entries] == [["*/read"], ["*"]]
+        ra_write = "Microsoft.Authorization/roleAssignments/write"
+        mi_write = "Microsoft.ManagedIdentity/userAssignedIdentities/write"
+        perms = list(caller.authz.permissions.list_for_resource_group("rg-perm-reader"))
+        assert any(_permits(p, mi_write) for p in perms)
+        assert not any(_permits(p, ra_write) for p in perms)  # notActions .../*/Write
+        made = caller.msi.user_assigned_identities.create_or_update(
+            "rg-perm-reader", "perm-contrib", Identity(location="eastus")
+        )
+        assert made.name == "perm-contrib"
+        az.deny_arm_action(mi_write, caller.oid)
+        perms = list(caller.authz.permissions.list_for_resource_group("rg-perm-reader"))
+        assert all(mi_write in (p.not_actions or []) for p in perms)
+        assert not any(_permits(p, mi_write) for p in perms)
+        with pytest.raises(HttpResponseError) as denied:
+            caller.msi.user_assigned_identities.create_or_update(
+                "rg-perm-reader", "perm-contrib-2", Identity(location="eastus")
+            )
+        assert denied.value.status_code == 403
+    finally:
+        for ra in (reader, contributor):
+            az.state.delete_role_assignment(ra.scope, ra.name)

@@ -18,8 +18,16 @@ Enough of ARM for the official management clients configured with
 Every request needs a bearer token issued by the Entra fake for the management
 audience (401 ``AuthenticationFailed`` / ``InvalidAuthenticationToken`` /
 ``InvalidAuthenticationTokenAudience`` / ``ExpiredAuthenticationToken``) and an
-``api-version``. ``state.deny_arm_action(action, principal_id)`` makes ARM answer
-403 ``AuthorizationFailed`` naming the action, as for a caller without the role.
+``api-version``. Every caller acts as an Owner unless told otherwise:
+``state.deny_arm_action(action, principal_id)`` makes ARM answer 403
+``AuthorizationFailed`` naming the action, as for a caller without the role, and
+``state.restrict_arm_caller(principal_id)`` makes ARM judge that principal by its role
+assignments (their built-in roles' actions/notActions, at or above the scope).
+``GET {scope}/providers/Microsoft.Authorization/permissions`` (subscription, resource
+group or resource scope; ``PermissionsOperations.list_for_resource_group`` /
+``list_for_resource``) answers ``{"value": [{"actions", "notActions", "dataActions",
+"notDataActions"}]}`` from the same knobs (denied actions appear in ``notActions``), so a
+permission preflight sees exactly what the writes would hit.
 Errors have ARM's shape ``{"error": {"code": ..., "message": ...}}``.
 """
 
@@ -39,6 +47,7 @@ from secretsboot.sandbox.azure.state import (
     AzureState,
     StateError,
     Vault,
+    normalize_scope,
 )
 from secretsboot.sandbox.tokens import TokenError
 
@@ -176,7 +185,7 @@ class ArmApp(FakeApp):
         return arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
 
     def _authorize(self, oid: str, action: str, scope: str) -> None:
-        if self.state.arm_action_denied(oid, action):
+        if not self.state.arm_action_allowed(oid, action, scope):
             raise StateError(
                 403,
                 "AuthorizationFailed",
@@ -419,6 +428,8 @@ class ArmApp(FakeApp):
             return self._role_assignments(req, oid, scope, rest[1] if len(rest) == 2 else None)
         if kind == "roledefinitions" and len(rest) <= 2:
             return self._role_definitions(req, oid, scope, rest[1] if len(rest) == 2 else None)
+        if kind == "permissions" and len(rest) == 1:
+            return self._permissions(req, oid, scope)
         return arm_error(
             400,
             "InvalidResourceType",
@@ -474,6 +485,16 @@ class ArmApp(FakeApp):
             gone = self.state.delete_role_assignment(scope, name)
             return Response(200, gone.arm_body()) if gone else Response(204)
         return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+
+    def _permissions(self, req: Request, oid: str, scope: str) -> Response:
+        """GET {scope}/providers/Microsoft.Authorization/permissions: the caller's own
+        permissions at a subscription, resource group or resource (no role needed)."""
+        if req.method != "GET":
+            return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+        # the SDK's list_for_resource sends an empty parentResourcePath as "//"
+        scope = normalize_scope(re.sub(r"/{2,}", "/", scope))
+        self.state.check_scope(scope)
+        return Response(200, {"value": self.state.arm_permissions(oid, scope)})
 
     def _exists(self, scope: str, name: str) -> bool:
         try:

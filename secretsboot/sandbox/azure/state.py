@@ -118,6 +118,8 @@ class AzureState:
         self.pod_bindings: list[PodBinding] = []
         self.imds_caller: str | None = None  # the aadpodidbinding selector of "the" caller
         self.arm_denials: list[ArmDenial] = []
+        # principals ARM judges by their role assignments (everyone else acts as an Owner)
+        self.arm_rbac_callers: set[str] = set()
         # Entra and Key Vault see a new FIC or role assignment only this long after ARM
         # accepted it (real propagation takes seconds to minutes); ARM reads see it at once.
         self.propagation_delay_s = 0.0
@@ -501,24 +503,96 @@ class AzureState:
                         "https://aka.ms/ARMResourceNotFoundFix",
                     )
 
-    # ---- ARM caller permission knob ---------------------------------------------
+    # ---- ARM caller permission knobs --------------------------------------------
+    #
+    # By default every caller with a valid tenant token acts as an Owner of the
+    # subscription. ``deny_arm_action`` takes actions away (like a deny assignment);
+    # ``restrict_arm_caller`` makes ARM judge one principal by its role assignments.
+    # ARM's authorization of each request and its permissions API
+    # (``arm_permissions``) read the same knobs, so a preflight sees what a write hits.
 
     def deny_arm_action(self, action: str, principal_id: str | None = None) -> None:
         with self.lock:
             self.arm_denials.append(ArmDenial(action, principal_id))
 
+    def restrict_arm_caller(self, principal_id: str) -> None:
+        """From now on ARM grants ``principal_id`` only what its role assignments at or
+        above a scope allow (no implicit Owner); :meth:`clear_arm_denials` undoes it."""
+        with self.lock:
+            self.arm_rbac_callers.add(principal_id.lower())
+
     def clear_arm_denials(self) -> None:
+        """Back to the default: every caller acts as an Owner."""
         with self.lock:
             self.arm_denials.clear()
+            self.arm_rbac_callers.clear()
 
-    def arm_action_denied(self, principal_id: str, action: str) -> bool:
+    def _denied_patterns(self, principal_id: str) -> list[str]:
         with self.lock:
             denials = list(self.arm_denials)
-        return any(
-            (d.principal_id is None or d.principal_id.lower() == principal_id.lower())
-            and matches_any(action, (d.action,))
-            for d in denials
-        )
+        out: list[str] = []
+        for d in denials:
+            mine = d.principal_id is None or d.principal_id.lower() == principal_id.lower()
+            if mine and d.action not in out:
+                out.append(d.action)
+        return out
+
+    def arm_action_denied(self, principal_id: str, action: str) -> bool:
+        return matches_any(action, tuple(self._denied_patterns(principal_id)))
+
+    def _caller_roles(self, principal_id: str, scope: str) -> list[RoleDefinition]:
+        """The role definitions assigned to ``principal_id`` at or above ``scope``."""
+        with self.lock:
+            items = list(self.role_assignments.values())
+            defs = dict(self.role_definitions)
+        out = []
+        for ra in sorted(items, key=lambda r: r.created_on):
+            if ra.principal_id.lower() != principal_id.lower():
+                continue
+            if not scope_contains(ra.scope, scope):
+                continue
+            definition = defs.get(ra.role_guid)
+            if definition is not None:
+                out.append(definition)
+        return out
+
+    def arm_action_allowed(self, principal_id: str, action: str, scope: str) -> bool:
+        """May ``principal_id`` perform control-plane ``action`` on ``scope``?"""
+        if self.arm_action_denied(principal_id, action):
+            return False
+        with self.lock:
+            restricted = principal_id.lower() in self.arm_rbac_callers
+        if not restricted:
+            return True
+        return any(d.allows(action) for d in self._caller_roles(principal_id, scope))
+
+    def arm_permissions(self, principal_id: str, scope: str) -> list[dict[str, list[str]]]:
+        """What ``GET {scope}/providers/Microsoft.Authorization/permissions`` answers: one
+        entry per role the caller holds at or above ``scope`` (the implicit Owner first,
+        unless the caller is restricted), each denied action added to its ``notActions``.
+
+        An action is allowed when some entry's ``actions`` match it and that entry's
+        ``notActions`` do not: exactly when :meth:`arm_action_allowed` is true.
+        """
+        denied = self._denied_patterns(principal_id)
+        with self.lock:
+            restricted = principal_id.lower() in self.arm_rbac_callers
+        roles = self._caller_roles(principal_id, scope)
+        if not restricted:
+            roles.insert(0, self.role_definitions.get(OWNER) or BUILTIN_ROLES[OWNER])
+        entries = []
+        for role in roles:
+            not_actions = list(role.not_actions)
+            not_actions += [a for a in denied if a not in not_actions]
+            entries.append(
+                {
+                    "actions": list(role.actions),
+                    "notActions": not_actions,
+                    "dataActions": list(role.data_actions),
+                    "notDataActions": list(role.not_data_actions),
+                }
+            )
+        return entries
 
     # ---- vaults ------------------------------------------------------------------
 
