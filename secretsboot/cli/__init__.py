@@ -87,9 +87,9 @@ def _root(
 
 def _register() -> None:
     # Imported here, not at module top, so each module can import `app` helpers from us.
-    from secretsboot.cli import audit, fetch, inject, provision, sandbox, spec
+    from secretsboot.cli import audit, demo, fetch, inject, provision, sandbox, spec
 
-    for module in (spec, provision, fetch, audit, inject, sandbox):
+    for module in (spec, provision, fetch, audit, inject, sandbox, demo):
         module.register(app)
 
 

@@ -1,18 +1,93 @@
-"""``secretsboot inject``: not built yet (exits 7, never a fake success)."""
+"""``secretsboot inject -f SPEC [--service NAME] FILE... | -``."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from secretsboot.cli._stub import not_built
+from secretsboot.cli import options
+from secretsboot.errors import BadInputError
+
+_YAML_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _read_inputs(files: list[str]) -> list[tuple[str, str]]:
+    """(source name, text) for each file, each YAML file of a folder, or stdin for ``-``."""
+    out: list[tuple[str, str]] = []
+    for name in files:
+        if name == "-":
+            out.append(("<stdin>", sys.stdin.read()))
+            continue
+        path = Path(name)
+        if path.is_dir():
+            members = sorted(p for p in path.rglob("*") if p.suffix in _YAML_SUFFIXES)
+            if not members:
+                raise BadInputError(f"{path}: no .yaml, .yml or .json files", hint="check the path")
+        else:
+            members = [path]
+        for member in members:
+            try:
+                out.append((str(member), member.read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                raise BadInputError(f"{member}: no such file", hint="check the path") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise BadInputError(
+                    f"{member}: cannot read ({type(exc).__name__})", hint="pass UTF-8 YAML"
+                ) from None
+    return out
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(
-        "inject", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-    )
-    def _cmd(args: Annotated[list[str] | None, typer.Argument(hidden=True)] = None) -> None:
-        """Not built yet."""
-        raise not_built("inject")
+    @app.command("inject")
+    def inject(
+        files: Annotated[
+            list[str],
+            typer.Argument(help="Manifest files or folders; '-' reads stdin.", show_default=False),
+        ],
+        spec_file: Annotated[
+            Path, typer.Option("--spec", "-f", help="The spec (secretsboot.yaml).")
+        ],
+        service: Annotated[
+            str | None,
+            typer.Option(
+                "--service",
+                "-s",
+                help="Inject every workload for this service (unless annotated for another).",
+            ),
+        ] = None,
+        with_config: Annotated[
+            bool,
+            typer.Option(
+                "--with-config", help="Also print each injected service's ConfigMap (fetch.yaml)."
+            ),
+        ] = False,
+        image: Annotated[
+            str | None,
+            typer.Option("--image", help="Init-container image (default: this version's)."),
+        ] = None,
+    ) -> None:
+        """Add the secretsboot init container to matching workloads; print the manifests.
+
+        A workload matches a service by --service, by the annotation
+        secretsboot.dev/service, or by having the service's name. Other objects are
+        printed unchanged. Injecting twice gives the same output as once.
+        """
+        from secretsboot.inject import DEFAULT_IMAGE, dump_documents, inject_documents
+        from secretsboot.inject import load_documents as load
+        from secretsboot.spec import load_spec
+
+        spec = load_spec(spec_file)
+        docs = []
+        for source, text in _read_inputs(files):
+            docs.extend(load(text, source))
+        result = inject_documents(
+            docs, spec, service=service, image=image or DEFAULT_IMAGE, with_config=with_config
+        )
+        sys.stdout.write(dump_documents(result.documents))
+        sys.stdout.flush()
+        if not options().quiet:
+            for line in result.summary_lines():
+                typer.echo(line, err=True)
