@@ -1,0 +1,358 @@
+"""The fetch runtime: resolve -> fetch every secret in parallel -> walk fallbacks.
+
+For each secret the sources are tried in order. A source that is *not found*,
+or stays *unavailable* after retries, hands over to the next one; a *denial*
+fails the secret (unless ``fallbackOnDenied: true``): silently reading a stale
+fallback because a grant was lost is how outages hide. Bad input fails at once.
+
+Only the backends a config uses are built, and each imports its client lazily,
+so an Azure-only fetch never imports a Vault or Kubernetes client.
+
+>>> fetch_secrets(FetchConfig.from_env({"SECRETSBOOT_SECRETS": "db=k8s://db#pw"}),
+...     timeout=1)  # doctest: +SKIP
+{'db': SecretValue(sha256:...)}
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+
+from secretsboot.backends.base import PropagationPendingError
+from secretsboot.errors import (
+    BadInputError,
+    DeniedError,
+    NotFoundError,
+    SecretsbootError,
+    UnavailableError,
+)
+from secretsboot.fetch.config import FetchConfig, SecretEntry
+from secretsboot.fetch.retry import Aborted, RetryPolicy, SystemClock, retry_call
+from secretsboot.secret import SecretValue
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from secretsboot.backends.base import SecretStore
+    from secretsboot.fetch._refs import Ref
+    from secretsboot.fetch.retry import Clock
+
+CLIENTS = ("lean", "sdk")
+MAX_THREADS = 16
+
+
+class Stores:
+    """The backends of one fetch, built on first use (thread-safe) and closed together."""
+
+    def __init__(
+        self,
+        config: FetchConfig,
+        env: Mapping[str, str],
+        client: str = "lean",
+        given: Mapping[str, SecretStore] | None = None,
+    ) -> None:
+        self.config = config
+        self.env = env
+        self.client = client
+        self._given = dict(given or {})
+        self._stores: dict[str, SecretStore] = {}
+        self._azure: Any = None
+        self._azure_credential: Any = None
+        self._lock = threading.Lock()
+
+    def get(self, scheme: str) -> SecretStore:
+        with self._lock:
+            store = self._stores.get(scheme) or self._given.get(scheme)
+            if store is None:
+                store = self._build(scheme)
+                self._stores[scheme] = store
+            return store
+
+    def close(self) -> None:
+        with self._lock:
+            stores, self._stores = list(self._stores.values()), {}
+            azure, self._azure = self._azure, None
+        for store in stores:
+            store.close()
+        if azure is not None:
+            azure.close()
+
+    def _azure_tokens(self) -> Any:
+        """One Azure token source per fetch, shared by Key Vault and Vault azure/jwt login."""
+        if self._azure is None:
+            az = self.config.azure
+            kwargs = {
+                "tenant_id": az.tenant_id if az else None,
+                "client_id": az.client_id if az else None,
+                "authority_host": az.authority_host if az else None,
+                "ca_file": az.ca_cert if az else None,
+            }
+            if self.client == "sdk":
+                import logging
+
+                from secretsboot.identity.azure_sdk import SdkTokenSource, sdk_credential
+
+                # azure-identity logs each failed attempt as a warning; our error says it once
+                logging.getLogger("azure").setLevel(logging.ERROR)
+
+                cred, who, subject = sdk_credential(self.config.identity, self.env, **kwargs)
+                self._azure = SdkTokenSource(cred, who, subject)
+                self._azure_credential = (cred, who, subject)
+            else:
+                from secretsboot.identity.azure import token_source
+
+                self._azure = token_source(self.config.identity, self.env, **kwargs)
+        return self._azure
+
+    def _build(self, scheme: str) -> SecretStore:
+        if scheme == "keyvault":
+            from secretsboot.fetch.config import AzureConfig
+
+            azure_cfg = self.config.azure or AzureConfig()
+            tokens = self._azure_tokens()
+            if self.client == "sdk":
+                from secretsboot.backends.keyvault import SdkKeyVault
+
+                cred, who, subject = self._azure_credential
+                return SdkKeyVault(azure_cfg, cred, who, subject)
+            from secretsboot.backends.keyvault import LeanKeyVault
+
+            return LeanKeyVault(azure_cfg, tokens)
+        if scheme == "vault":
+            return self._build_vault()
+        if scheme == "k8s":
+            from secretsboot.identity.kubernetes import api_access
+
+            access = api_access(self.env, self.config.namespace)
+            if self.client == "sdk":
+                from secretsboot.backends.kubernetes import SdkKubernetes
+
+                return SdkKubernetes(access)
+            from secretsboot.backends.kubernetes import LeanKubernetes
+
+            return LeanKubernetes(access)
+        raise BadInputError(f"unknown scheme '{scheme}'")
+
+    def _build_vault(self) -> SecretStore:
+        from secretsboot.identity.kubernetes import read_serviceaccount_token
+        from secretsboot.identity.vault import describe_login, login_request
+
+        vault_cfg = self.config.vault
+        if vault_cfg is None:
+            raise BadInputError(
+                f"{self.config.source}: vault:// sources need the vault section",
+                hint="set vault.address (or VAULT_ADDR) and vault.auth",
+            )
+        auth = vault_cfg.auth
+        needs_azure = auth.method == "azure" or (
+            auth.method == "jwt" and auth.jwt_source == "entra"
+        )
+        azure = self._azure_tokens() if needs_azure else None
+        sa_desc = None
+        if self.config.namespace and self.config.service_account:
+            sa_desc = f"system:serviceaccount:{self.config.namespace}:{self.config.service_account}"
+        elif not needs_azure:
+            from secretsboot.identity.azure import token_subject
+
+            try:
+                sa_desc = token_subject(read_serviceaccount_token(self.env, auth.token_path))
+            except BadInputError:
+                sa_desc = None  # reported by the login itself
+        who = describe_login(auth, azure.describe() if azure else sa_desc)
+
+        def login(timeout: float) -> tuple[str, dict[str, Any]]:
+            return login_request(
+                auth, lambda: read_serviceaccount_token(self.env, auth.token_path), azure, timeout
+            )
+
+        if self.client == "sdk":
+            from secretsboot.backends.vault import SdkVault
+
+            return SdkVault(vault_cfg, login, who)
+        from secretsboot.backends.vault import LeanVault
+
+        return LeanVault(vault_cfg, login, who)
+
+
+class _Outcome:
+    __slots__ = ("aborted", "error", "value")
+
+    def __init__(self) -> None:
+        self.value: SecretValue | None = None
+        self.error: SecretsbootError | None = None
+        #: stopped retrying because another secret had already failed for good
+        self.aborted = False
+
+
+def fetch_secrets(
+    config: FetchConfig,
+    *,
+    timeout: float = 60.0,
+    propagation_window: float = 30.0,
+    client: str = "lean",
+    env: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    log: Callable[[str], None] | None = None,
+    backends: Mapping[str, SecretStore] | None = None,
+) -> dict[str, SecretValue]:
+    """Fetch every secret of ``config`` in parallel; all or nothing.
+
+    Returns ``{secret name: SecretValue}``. On any failure raises one error of
+    our tree whose message has one line per failing secret (source, identity,
+    likely fix), never a value. Vault tokens obtained are revoked before return.
+    ``backends`` (scheme -> store) replaces the built-in stores: tests hand in fakes.
+
+    >>> values = fetch_secrets(FetchConfig.load("fetch.yaml"), timeout=30)  # doctest: +SKIP
+    """
+    if client not in CLIENTS:
+        raise BadInputError(f"--client must be one of {', '.join(CLIENTS)}, not '{client}'")
+    # All or nothing: once one secret has failed for good, the others stop retrying.
+    abort = threading.Event()
+    clock = clock or SystemClock(abort)
+    policy = RetryPolicy.starting(clock, timeout=timeout, propagation_window=propagation_window)
+    stores = Stores(config, os.environ if env is None else env, client, backends)
+    outcomes: dict[str, _Outcome] = {s.name: _Outcome() for s in config.secrets}
+
+    def work(entry: SecretEntry) -> None:
+        outcome = outcomes[entry.name]
+        try:
+            outcome.value = _fetch_one(entry, config, stores, policy, clock, log, abort.is_set)
+        except Aborted as exc:
+            outcome.aborted = True
+            last = exc.last
+            outcome.error = last if isinstance(last, SecretsbootError) else SecretsbootError("")
+        except SecretsbootError as exc:
+            outcome.error = exc
+        except Exception as exc:  # a bug in a client: report it without its text (may hold data)
+            outcome.error = SecretsbootError(
+                f"secret '{entry.name}': internal error {type(exc).__name__}"
+            )
+        if outcome.error is not None and not outcome.aborted:
+            abort.set()
+
+    try:
+        _run_parallel(work, list(config.secrets))
+    finally:
+        stores.close()
+    failures = [(n, o.error) for n, o in outcomes.items() if o.error and not o.aborted]
+    if failures:
+        stopped = sorted(n for n, o in outcomes.items() if o.aborted)
+        raise _combine(failures, stopped)
+    return {n: o.value for n, o in outcomes.items() if o.value is not None}
+
+
+def _run_parallel(work: Callable[[SecretEntry], None], items: list[SecretEntry]) -> None:
+    if len(items) == 1:
+        work(items[0])
+        return
+    queue = list(reversed(items))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                item = queue.pop()
+            work(item)
+
+    threads = [
+        threading.Thread(target=worker, daemon=True) for _ in range(min(MAX_THREADS, len(items)))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _from_source(
+    name: str,
+    ref: Ref,
+    stores: Stores,
+    policy: RetryPolicy,
+    clock: Clock,
+    log: Callable[[str], None] | None,
+    cancelled: Callable[[], bool],
+) -> SecretValue:
+    store = stores.get(ref.scheme)
+
+    def attempt() -> SecretValue:
+        return store.get(ref, max(0.1, min(10.0, policy.remaining(clock))))
+
+    def on_retry(n: int, exc: Exception, wait: float) -> None:
+        if log is not None:
+            log(f"secret '{name}' {ref}: retry {n} in {wait:.2f}s ({exc})")
+
+    return retry_call(attempt, policy, clock, on_retry=on_retry, cancelled=cancelled)
+
+
+def _fetch_one(
+    entry: SecretEntry,
+    config: FetchConfig,
+    stores: Stores,
+    policy: RetryPolicy,
+    clock: Clock,
+    log: Callable[[str], None] | None,
+    cancelled: Callable[[], bool],
+) -> SecretValue:
+    tried: list[str] = []
+    last: SecretsbootError | None = None
+    for i, ref in enumerate(entry.sources):
+        is_last = i == len(entry.sources) - 1
+        try:
+            return _from_source(entry.name, ref, stores, policy, clock, log, cancelled)
+        except NotFoundError as exc:
+            last = exc
+        except UnavailableError as exc:
+            last = exc
+        except DeniedError as exc:
+            last = exc
+            if not config.fallback_on_denied or is_last:
+                tried.append(f"{ref}: {exc}")
+                break
+        except BadInputError as exc:  # retrying or falling back cannot fix the request
+            last = exc
+            tried.append(f"{ref}: {exc}")
+            break
+        tried.append(f"{ref}: {last}")
+        if not is_last and log is not None:
+            log(
+                f"secret '{entry.name}': {ref} failed ({type(last).__name__}); "
+                f"trying {entry.sources[i + 1]}"
+            )
+    assert last is not None  # noqa: S101 - every source either returned or failed
+    message = f"secret '{entry.name}': " + "; then ".join(tried)
+    return _raise_like(last, message)
+
+
+def _raise_like(exc: SecretsbootError, message: str) -> SecretValue:
+    if isinstance(exc, PropagationPendingError):
+        raise DeniedError(message)
+    if isinstance(exc, UnavailableError):
+        raise UnavailableError(message, retry_after=exc.retry_after)
+    for cls in (BadInputError, DeniedError, NotFoundError):
+        if isinstance(exc, cls):
+            raise cls(message)
+    raise SecretsbootError(message)
+
+
+def _combine(failures: list[tuple[str, SecretsbootError]], stopped: list[str]) -> SecretsbootError:
+    """One error, of the first failure's kind, with one line per failing secret (and one
+    naming the secrets whose retries were stopped because the fetch had failed)."""
+    first = failures[0][1]
+    lines = [str(e) for _, e in failures]
+    if stopped:
+        names = ", ".join(f"'{n}'" for n in stopped)
+        lines.append(f"not fetched, retries stopped after the failure above: {names}")
+    text = "\n".join(lines)
+    for cls in (BadInputError, DeniedError, NotFoundError, UnavailableError):
+        if isinstance(first, cls):
+            return cls(text)
+    return SecretsbootError(text)
+
+
+def env_for(config: FetchConfig, values: Mapping[str, SecretValue]) -> dict[str, str]:
+    """``{VAR: value}`` for ``run``: each secret's ``env`` name or its upper-cased name."""
+    return {s.env_var: values[s.name].reveal() for s in config.secrets}

@@ -1,0 +1,348 @@
+"""Entra ID access tokens with the lean HTTP client.
+
+Three ways a pod gets one, each a :class:`TokenSource`:
+
+- :class:`WorkloadIdentity`: the projected service-account token
+  (``AZURE_FEDERATED_TOKEN_FILE``) exchanged at
+  ``{AZURE_AUTHORITY_HOST}/{tenant}/oauth2/v2.0/token`` as a client assertion;
+- :class:`ManagedIdentity`: IMDS (``AZURE_POD_IDENTITY_AUTHORITY_HOST`` when set:
+  aad-pod-identity's NMI, or a test fake), ``GET /metadata/identity/oauth2/token``;
+- :class:`ServicePrincipal`: ``AZURE_CLIENT_SECRET`` with the client-credentials grant.
+
+Entra's errors are translated once, in :func:`entra_error`; AADSTS70021 (no
+matching federated credential) is a :class:`PropagationPendingError`, since a
+just-created credential takes a while to reach every Entra node.
+
+>>> src = WorkloadIdentity.from_env({"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c",
+...     "AZURE_FEDERATED_TOKEN_FILE": "/tok", "AZURE_AUTHORITY_HOST": "https://login.example"})
+>>> src.describe()
+'workload identity c'
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+
+from secretsboot.backends._http import HttpClient, Response, form, quote
+from secretsboot.backends.base import PropagationPendingError
+from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class TokenSource(Protocol):
+        def token(self, scope: str, timeout: float) -> str:
+            """An access token for ``scope`` (e.g. ``https://vault.azure.net/.default``)."""
+            ...
+
+        def describe(self) -> str: ...
+
+        def close(self) -> None: ...
+
+
+IMDS_DEFAULT = "http://169.254.169.254"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+class _Cached:
+    """Caches one token per scope until a minute before it expires; thread-safe."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def token(self, scope: str, timeout: float) -> str:
+        with self._lock:  # one request per scope even when 20 threads ask at once
+            cached = self._tokens.get(scope)
+            if cached and cached[1] - 60 > time.time():
+                return cached[0]
+            token, expires_in = self._request(scope, timeout)
+            self._tokens[scope] = (token, time.time() + expires_in)
+            return token
+
+    def _request(self, scope: str, timeout: float) -> tuple[str, float]:
+        raise NotImplementedError
+
+
+def _token_reply(resp: Response, who: str, subject: str | None) -> tuple[str, float]:
+    body = resp.json()
+    if resp.status == 200 and isinstance(body, dict) and body.get("access_token"):
+        return str(body["access_token"]), float(body.get("expires_in") or 300)
+    raise entra_error(resp.status, body, who, subject, resp.retry_after)
+
+
+def entra_error(
+    status: int, body: Any, who: str, subject: str | None, retry_after: float | None = None
+) -> Exception:
+    """The one translation of an Entra ID / IMDS token error into our tree."""
+    description = ""
+    if isinstance(body, dict):
+        description = str(body.get("error_description") or body.get("error") or "")
+    code = description.split(":", 1)[0].strip() if description.startswith("AADSTS") else ""
+    if status == 429 or status >= 500:
+        return UnavailableError(
+            f"Entra ID token endpoint answered {status} for {who}", retry_after=retry_after
+        )
+    if code == "AADSTS70021":
+        sub = subject or "the pod's service account"
+        return PropagationPendingError(
+            f"federated credential for subject {sub} not found on {who}",
+            hint="run secretsboot provision (a new credential takes a minute or two to apply); "
+            "check the issuer, subject and audience api://AzureADTokenExchange",
+        )
+    if code in ("AADSTS700016", "AADSTS700024", "AADSTS7000215", "AADSTS7000222"):
+        return DeniedError(
+            f"Entra ID rejected {who}: {code}",
+            hint="check the client id, tenant and credential (secret or federated token)",
+        )
+    if status in (400, 401, 403):
+        text = code or (body.get("error") if isinstance(body, dict) else "") or str(status)
+        return DeniedError(f"Entra ID refused a token for {who}: {text}")
+    if status == 404:
+        return NotFoundError(f"no identity endpoint for {who} (HTTP 404)")
+    return BadInputError(f"Entra ID answered {status} for {who}")
+
+
+def token_subject(token: str) -> str | None:
+    """The ``sub`` claim of a JWT, read without verifying (for error messages only)."""
+    import base64
+
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+        sub = claims.get("sub")
+        return str(sub) if sub else None
+    except (IndexError, ValueError):
+        return None
+
+
+class WorkloadIdentity(_Cached):
+    """The webhook's four variables -> a token (a client-assertion exchange)."""
+
+    def __init__(
+        self,
+        tenant_id: str,
+        client_id: str,
+        token_file: str,
+        authority_host: str,
+        ca_file: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.tenant_id = tenant_id
+        self.client_id = client_id
+        self.token_file = token_file
+        self.authority_host = authority_host.rstrip("/")
+        self._http = HttpClient(self.authority_host, ca_file=ca_file, what="Entra ID")
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        tenant_id: str | None = None,
+        client_id: str | None = None,
+        authority_host: str | None = None,
+        ca_file: str | None = None,
+    ) -> WorkloadIdentity:
+        tenant = tenant_id or env.get("AZURE_TENANT_ID")
+        client = client_id or env.get("AZURE_CLIENT_ID")
+        token_file = env.get("AZURE_FEDERATED_TOKEN_FILE")
+        missing = [
+            n
+            for n, v in (
+                ("AZURE_TENANT_ID", tenant),
+                ("AZURE_CLIENT_ID", client),
+                ("AZURE_FEDERATED_TOKEN_FILE", token_file),
+            )
+            if not v
+        ]
+        if missing:
+            raise BadInputError(
+                f"workload identity is not set up in this pod: {', '.join(missing)} unset",
+                hint="label the POD (not the service account) azure.workload.identity/use: "
+                "'true' and annotate its service account azure.workload.identity/client-id",
+            )
+        authority = (
+            authority_host or env.get("AZURE_AUTHORITY_HOST") or "https://login.microsoftonline.com"
+        )
+        assert tenant and client and token_file  # noqa: S101 - narrowed above
+        return cls(tenant, client, token_file, authority, ca_file)
+
+    def describe(self) -> str:
+        return f"workload identity {self.client_id}"
+
+    def assertion(self) -> str:
+        try:
+            with open(self.token_file, encoding="utf-8") as fh:
+                return fh.read().strip()
+        except OSError as exc:
+            raise BadInputError(
+                f"cannot read the federated token file {self.token_file}: {exc.strerror}",
+                hint="is the azure-identity-token projected volume mounted?",
+            ) from None
+
+    def _request(self, scope: str, timeout: float) -> tuple[str, float]:
+        assertion = self.assertion()  # re-read each time: the kubelet rotates it
+        body = form(
+            {
+                "client_id": self.client_id,
+                "scope": scope,
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": assertion,
+            }
+        )
+        resp = self._http.request(
+            "POST",
+            f"/{quote(self.tenant_id)}/oauth2/v2.0/token",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            body=body,
+            timeout=timeout,
+        )
+        return _token_reply(resp, self.describe(), token_subject(assertion))
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class ServicePrincipal(_Cached):
+    """``AZURE_CLIENT_ID`` + ``AZURE_CLIENT_SECRET`` (client-credentials grant)."""
+
+    def __init__(
+        self,
+        tenant_id: str,
+        client_id: str,
+        secret: str,
+        authority_host: str,
+        ca_file: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.tenant_id = tenant_id
+        self.client_id = client_id
+        self._secret = secret
+        self._http = HttpClient(authority_host.rstrip("/"), ca_file=ca_file, what="Entra ID")
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        tenant_id: str | None = None,
+        client_id: str | None = None,
+        authority_host: str | None = None,
+        ca_file: str | None = None,
+    ) -> ServicePrincipal:
+        tenant = tenant_id or env.get("AZURE_TENANT_ID")
+        client = client_id or env.get("AZURE_CLIENT_ID")
+        secret = env.get("AZURE_CLIENT_SECRET")
+        if not (tenant and client and secret):
+            raise BadInputError(
+                "service principal needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
+                hint="mount them from a Kubernetes Secret (or use workload identity)",
+            )
+        authority = (
+            authority_host or env.get("AZURE_AUTHORITY_HOST") or "https://login.microsoftonline.com"
+        )
+        return cls(tenant, client, secret, authority, ca_file)
+
+    def describe(self) -> str:
+        return f"service principal {self.client_id}"
+
+    def _request(self, scope: str, timeout: float) -> tuple[str, float]:
+        body = form(
+            {
+                "client_id": self.client_id,
+                "scope": scope,
+                "grant_type": "client_credentials",
+                "client_secret": self._secret,
+            }
+        )
+        resp = self._http.request(
+            "POST",
+            f"/{quote(self.tenant_id)}/oauth2/v2.0/token",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            body=body,
+            timeout=timeout,
+        )
+        return _token_reply(resp, self.describe(), None)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class ManagedIdentity(_Cached):
+    """IMDS: a VM/VMSS managed identity, or aad-pod-identity's NMI in front of it."""
+
+    def __init__(self, endpoint: str, client_id: str | None = None) -> None:
+        super().__init__()
+        self.endpoint = endpoint.rstrip("/")
+        self.client_id = client_id
+        self._http = HttpClient(self.endpoint, what="IMDS")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], client_id: str | None = None) -> ManagedIdentity:
+        return cls(env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or IMDS_DEFAULT, client_id)
+
+    def describe(self) -> str:
+        who = f" {self.client_id}" if self.client_id else ""
+        return f"managed identity{who} (IMDS {self.endpoint})"
+
+    def _request(self, scope: str, timeout: float) -> tuple[str, float]:
+        resource = scope.removesuffix("/.default")
+        query = {"api-version": "2018-02-01", "resource": resource}
+        if self.client_id:
+            query["client_id"] = self.client_id
+        resp = self._http.request(
+            "GET",
+            "/metadata/identity/oauth2/token?" + form(query).decode(),
+            headers={"Metadata": "true"},
+            timeout=timeout,
+        )
+        if resp.status in (400, 404) and not isinstance(resp.json(), dict):
+            raise NotFoundError(
+                f"no managed identity available from {self.endpoint}",
+                hint="bind one with aadpodidbinding (pod identity) or assign one to the node pool",
+            )
+        return _token_reply(resp, self.describe(), None)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def token_source(
+    identity: str,
+    env: Mapping[str, str],
+    *,
+    tenant_id: str | None,
+    client_id: str | None,
+    authority_host: str | None,
+    ca_file: str | None,
+) -> TokenSource:
+    """The lean token source for a FetchConfig ``identity``."""
+    if identity == "service-principal":
+        return ServicePrincipal.from_env(
+            env,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            authority_host=authority_host,
+            ca_file=ca_file,
+        )
+    if identity == "workload-identity":
+        return WorkloadIdentity.from_env(
+            env,
+            tenant_id=tenant_id,
+            client_id=client_id,
+            authority_host=authority_host,
+            ca_file=ca_file,
+        )
+    if identity == "pod-identity":
+        return ManagedIdentity.from_env(env, client_id)
+    raise BadInputError(
+        f"identity '{identity}' cannot get Azure tokens",
+        hint="set identity: workload-identity, pod-identity or service-principal",
+    )

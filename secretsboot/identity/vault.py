@@ -1,0 +1,79 @@
+"""Vault logins: the request body of ``POST /v1/auth/<mount>/login`` for each method.
+
+The lean and the hvac-backed Vault backends both send what :func:`login_request`
+builds, so the two cannot drift apart:
+
+- ``kubernetes``: ``{"role", "jwt": <service-account token>}`` (Vault checks it with a
+  TokenReview);
+- ``jwt``: ``{"role", "jwt"}`` with the service-account token, or with an Entra ID token
+  of the pod's Azure identity (``jwtSource: entra``); Vault validates it offline;
+- ``azure`` (HashiCorp Vault only): ``{"role", "jwt": <managed-identity token for
+  resource>, "subscription_id", "resource_group_name", "vm_name"|"vmss_name"|"resource_id"}``
+  (on AKS the node is a scale set: ``vmssName``).
+
+>>> from secretsboot.fetch.config import VaultAuthConfig
+>>> login_request(VaultAuthConfig(method="kubernetes", role="orders"), lambda: "JWT", None)[0]
+'auth/kubernetes/login'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from secretsboot.errors import BadInputError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from secretsboot.fetch.config import VaultAuthConfig
+    from secretsboot.identity.azure import TokenSource
+
+
+def login_request(
+    auth: VaultAuthConfig,
+    serviceaccount_token: Callable[[], str],
+    azure: TokenSource | None,
+    timeout: float = 10.0,
+) -> tuple[str, dict[str, Any]]:
+    """``(path, json body)`` of the login; tokens are read only when the method needs them."""
+    path = f"auth/{auth.mount_path}/login"
+    if auth.method == "kubernetes":
+        return path, {"role": auth.role, "jwt": serviceaccount_token()}
+    if auth.method == "jwt":
+        if auth.jwt_source == "entra":
+            if azure is None:
+                raise BadInputError(
+                    "vault.auth.jwtSource: entra needs an Azure identity",
+                    hint="set identity: workload-identity or pod-identity",
+                )
+            scope = auth.scope or "api://AzureADTokenExchange/.default"
+            return path, {"role": auth.role, "jwt": azure.token(scope, timeout)}
+        return path, {"role": auth.role, "jwt": serviceaccount_token()}
+    if auth.method == "azure":
+        if azure is None:
+            raise BadInputError(
+                "Vault azure auth needs a managed identity",
+                hint="set identity: workload-identity or pod-identity",
+            )
+        body: dict[str, Any] = {
+            "role": auth.role,
+            "jwt": azure.token(auth.resource.rstrip("/") + "/.default", timeout),
+        }
+        for key, value in (
+            ("subscription_id", auth.subscription_id),
+            ("resource_group_name", auth.resource_group),
+            ("vm_name", auth.vm_name),
+            ("vmss_name", auth.vmss_name),
+            ("resource_id", auth.resource_id),
+        ):
+            if value:
+                body[key] = value
+        return path, body
+    raise BadInputError(f"Vault auth method '{auth.method}' has no login")
+
+
+def describe_login(auth: VaultAuthConfig, who: str | None) -> str:
+    """``SUBJECT (Vault role 'R', METHOD auth at auth/MOUNT)``, for error messages."""
+    role = f"Vault role '{auth.role}', {auth.method} auth at auth/{auth.mount_path}"
+    return f"{who} ({role})" if who else role

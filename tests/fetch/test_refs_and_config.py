@@ -1,0 +1,251 @@
+"""FetchConfig: loading (YAML, JSON, environment), validation messages, from_spec, to_yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from secretsboot.errors import BadInputError
+from secretsboot.fetch._refs import Ref, safe_file_name
+from secretsboot.fetch.config import FetchConfig, resolve_config
+from secretsboot.spec import SourceRef, load_spec
+from secretsboot.spec import safe_file_name as spec_safe_file_name
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "drone-delivery.yaml"
+
+URIS = [
+    "keyvault://kv-dd-delivery/delivery-cosmosdb-key",
+    "keyvault://kv1/name@0123abcd",
+    "keyvault://k/name",
+    "keyvault://kv-dd/na_me",
+    "keyvault://kv-dd/name@ver-1",
+    "vault://secret/orders/db#password",
+    "vault://secret/a/../b#k",
+    "vault://secret/#k",
+    "vault://secret/a",
+    "vault://se cret/a#k",
+    "k8s://orders-db#password",
+    "k8s://Orders#password",
+    "k8s://orders#",
+    "kv://x/y",
+    "no-scheme",
+]
+
+
+@pytest.mark.parametrize("uri", URIS)
+def test_lean_parser_agrees_with_the_spec(uri: str) -> None:
+    try:
+        expected = SourceRef.parse(uri)
+    except ValueError:
+        with pytest.raises(ValueError):
+            Ref.parse(uri)
+        return
+    got = Ref.parse(uri)
+    assert (got.scheme, got.store, got.path, got.key, got.version) == (
+        expected.scheme,
+        expected.store,
+        expected.path,
+        expected.key,
+        expected.version,
+    )
+    assert str(got) == str(expected)
+
+
+@pytest.mark.parametrize("name", ["db", "a.b_c-d", "..", ".", "../x", "a/b", "x\x00", "", "a\\b"])
+def test_file_names_agree_with_the_spec(name: str) -> None:
+    try:
+        spec_safe_file_name(name)
+    except ValueError:
+        with pytest.raises(ValueError):
+            safe_file_name(name)
+    else:
+        assert safe_file_name(name) == name
+
+
+def _write(tmp_path: Path, text: str, name: str = "fetch.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+GOOD = """
+apiVersion: secretsboot/v1
+kind: FetchConfig
+service: delivery
+namespace: backend-dev
+serviceAccount: delivery
+identity: workload-identity
+azure:
+  tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47
+  keyVaults: {kv-dd-delivery: https://kv-dd-delivery.vault.azure.net}
+vault:
+  address: https://vault.example:8200
+  auth: {method: kubernetes, role: delivery}
+secrets:
+  - {name: cosmosdb-key, from: "keyvault://kv-dd-delivery/delivery-cosmosdb-key", mode: "0440"}
+  - name: conn
+    from: vault://secret/delivery/db#conn
+    fallback: ["k8s://legacy#conn"]
+    env: DB_CONN
+output: {dotenv: app.env, json: null}
+"""
+
+
+def test_load_yaml_with_env_filling_gaps(tmp_path: Path) -> None:
+    env = {"AZURE_CLIENT_ID": "cid", "AZURE_AUTHORITY_HOST": "https://login.example/"}
+    cfg = FetchConfig.load(_write(tmp_path, GOOD), env)
+    assert cfg.service == "delivery"
+    assert cfg.azure is not None
+    assert cfg.azure.client_id == "cid"
+    assert cfg.azure.authority_host == "https://login.example"
+    assert cfg.azure.vault_url("KV-DD-DELIVERY") == "https://kv-dd-delivery.vault.azure.net"
+    assert cfg.vault is not None and cfg.vault.auth.mount_path == "kubernetes"
+    assert cfg.secrets[0].mode == 0o440
+    assert [str(r) for r in cfg.secrets[1].sources] == [
+        "vault://secret/delivery/db#conn",
+        "k8s://legacy#conn",
+    ]
+    assert cfg.secrets[1].file_name is None and cfg.secrets[1].env_var == "DB_CONN"
+    assert cfg.secrets[0].env_var == "COSMOSDB_KEY"
+    assert cfg.dotenv == "app.env"
+
+
+def test_round_trip_through_yaml_and_json(tmp_path: Path) -> None:
+    cfg = FetchConfig.load(_write(tmp_path, GOOD), {})
+    again = FetchConfig.load(_write(tmp_path, cfg.to_yaml(), "again.yaml"), {})
+    assert again.to_dict() == cfg.to_dict()
+    import json
+
+    as_json = FetchConfig.load(_write(tmp_path, json.dumps(cfg.to_dict()), "c.json"), {})
+    assert as_json.to_dict() == cfg.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "words"),
+    [
+        (("secrets", 0, "from"), "secrets[0].from", "keyvault://VAULT/NAME"),
+        (("secrets", 0, "name"), "secrets[0].name", "could escape"),
+        (("secrets", 0, "mode"), "secrets[0].mode", "octal"),
+        (("identity",), "identity", "unknown identity"),
+        (("vault", "auth", "method"), "vault.auth.method", "unknown method"),
+        (("colour",), "colour", "unknown field"),
+    ],
+)
+def test_bad_fields_are_named(
+    tmp_path: Path, edit: tuple[str | int, ...], field: str, words: str
+) -> None:
+    doc = yaml.safe_load(GOOD)
+    target = doc
+    for part in edit[:-1]:
+        target = target[part]
+    target[edit[-1]] = {
+        "from": "keyvault://x/../../etc",
+        "name": "../passwd",
+        "mode": "0999",
+        "identity": "magic",
+        "method": "ldap",
+        "colour": "blue",
+    }[str(edit[-1])]
+    path = _write(tmp_path, yaml.safe_dump(doc))
+    with pytest.raises(BadInputError) as info:
+        FetchConfig.load(path, {})
+    assert f"{path} {field}:" in str(info.value)
+    assert words in str(info.value)
+
+
+def test_keyvault_needs_https_and_an_identity(tmp_path: Path) -> None:
+    doc = yaml.safe_load(GOOD)
+    doc["azure"]["keyVaults"]["kv-dd-delivery"] = "http://kv"
+    with pytest.raises(BadInputError, match="https"):
+        FetchConfig.from_dict(doc, "x.yaml")
+    doc = yaml.safe_load(GOOD)
+    doc["identity"] = "none"
+    with pytest.raises(BadInputError, match="need an Azure identity"):
+        FetchConfig.from_dict(doc, "x.yaml")
+
+
+def test_duplicate_files_are_refused() -> None:
+    doc = yaml.safe_load(GOOD)
+    doc["secrets"].append({"name": "other", "file": "cosmosdb-key", "from": "k8s://a#b"})
+    with pytest.raises(BadInputError, match="two secrets write 'cosmosdb-key'"):
+        FetchConfig.from_dict(doc, "x.yaml")
+
+
+def test_from_env_alone() -> None:
+    env = {
+        "SECRETSBOOT_SECRETS": "db=vault://secret/orders/db#pw|k8s://db#pw; api=keyvault://kv1/api",
+        "VAULT_ADDR": "http://127.0.0.1:8200",
+        "SECRETSBOOT_VAULT_ROLE": "orders",
+        "SECRETSBOOT_VAULT_AUTH": "jwt",
+        "AZURE_FEDERATED_TOKEN_FILE": "/t",
+        "AZURE_TENANT_ID": "tid",
+        "SECRETSBOOT_KEYVAULT_KV1": "https://127.0.0.1:9443",
+    }
+    cfg = FetchConfig.from_env(env)
+    assert [s.name for s in cfg.secrets] == ["db", "api"]
+    assert len(cfg.secrets[0].sources) == 2
+    assert cfg.identity == "workload-identity"
+    assert cfg.vault is not None and cfg.vault.auth.method == "jwt"
+    assert cfg.vault.auth.role == "orders"
+    assert cfg.azure is not None and cfg.azure.vault_url("kv1") == "https://127.0.0.1:9443"
+    assert cfg.azure.tenant_id == "tid"
+
+
+def test_resolve_config_order(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD)
+    assert resolve_config(None, {"SECRETSBOOT_CONFIG": str(path)}).service == "delivery"
+    with pytest.raises(BadInputError, match="no secrets configured"):
+        resolve_config(None, {})
+    with pytest.raises(BadInputError, match="no such config file"):
+        resolve_config(str(tmp_path / "absent.yaml"), {})
+
+
+def test_service_principal_secret_selects_that_identity(tmp_path: Path) -> None:
+    cfg = FetchConfig.load(_write(tmp_path, GOOD), {"AZURE_CLIENT_SECRET": "x"})
+    assert cfg.identity == "service-principal"
+
+
+def test_from_spec_matches_the_example() -> None:
+    spec = load_spec(EXAMPLE)
+    cfg = FetchConfig.from_spec(spec, "package")
+    assert cfg.namespace == "backend-dev"
+    assert cfg.identity == "workload-identity"
+    names = [s.name for s in cfg.secrets]
+    assert names == [s.name for s in spec.service("package").secrets]
+    assert [str(r) for r in cfg.secrets[0].sources][1] == "k8s://package-secrets#mongodb-connection"
+    assert cfg.azure is not None and "kv-dd-shared" in cfg.azure.key_vaults
+    # what provision writes is what fetch reads back
+    assert FetchConfig.from_dict(yaml.safe_load(cfg.to_yaml()), "cm").to_dict() == cfg.to_dict()
+    ingestion = FetchConfig.from_spec(spec, "ingestion")
+    assert ingestion.vault is not None and ingestion.vault.auth.role == "ingestion"
+    assert ingestion.azure is None
+
+
+def test_records_shim_behaves_like_typing_named_tuple() -> None:
+    from secretsboot.fetch._records import NamedTuple as Shim
+
+    class Point(Shim):
+        """A point."""
+
+        x: int
+        y: int = 0
+
+        @property
+        def norm1(self) -> int:
+            return abs(self.x) + abs(self.y)
+
+        def __str__(self) -> str:
+            return f"<{self.x},{self.y}>"
+
+    p = Point(3, -4)
+    assert (p.x, p.y, p.norm1, str(p), repr(Point(1))) == (3, -4, 7, "<3,-4>", "Point(x=1, y=0)")
+    assert p._replace(y=1) == Point(3, 1) and Point.__doc__ == "A point."
+    with pytest.raises(AttributeError):
+        p.x = 5  # type: ignore[misc]
+    with pytest.raises(TypeError, match="defaults must come last"):
+
+        class Bad(Shim):
+            a: int = 1
+            b: int
