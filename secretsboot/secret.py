@@ -9,11 +9,17 @@ True
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from typing import Any, NoReturn
+# hashlib, hmac and typing load lazily: this module is on the init container's start-up
+# path, and a fetch that never prints a fingerprint should not pay for them.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 FINGERPRINT_HEX = 12
+
+#: What ``provision`` stores in a fallback Secret it creates before the value is known.
+#: ``fetch`` refuses it (as not found), so a pod never starts with a placeholder.
+FALLBACK_PLACEHOLDER = "secretsboot-placeholder: set this value"
 
 
 def fingerprint(data: str | bytes, *, length: int = FINGERPRINT_HEX) -> str:
@@ -22,6 +28,8 @@ def fingerprint(data: str | bytes, *, length: int = FINGERPRINT_HEX) -> str:
     Enough to tell two values apart in a plan or report, far too little to
     recover a value from.
     """
+    import hashlib
+
     raw = data.encode() if isinstance(data, str) else data
     return "sha256:" + hashlib.sha256(raw).hexdigest()[:length]
 
@@ -74,6 +82,8 @@ class SecretValue:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SecretValue):
             return NotImplemented
+        import hmac
+
         return hmac.compare_digest(self.__value, other.__value)
 
     def __hash__(self) -> int:

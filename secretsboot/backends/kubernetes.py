@@ -14,7 +14,7 @@ import os
 
 from secretsboot.backends._http import HttpClient, quote
 from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
-from secretsboot.secret import SecretValue
+from secretsboot.secret import FALLBACK_PLACEHOLDER, SecretValue
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,9 +54,16 @@ def extract(secret: Any, ref: Ref, namespace: str) -> SecretValue:
     if not isinstance(data, dict) or ref.key not in data:
         raise NotFoundError(f"Secret {namespace}/{ref.store} has no key '{ref.key}'")
     try:
-        return SecretValue(base64.b64decode(data[ref.key], validate=True))
+        raw = base64.b64decode(data[ref.key], validate=True)
     except (binascii.Error, TypeError):
         raise UnavailableError(f"Secret {namespace}/{ref.store} holds undecodable data") from None
+    if raw == FALLBACK_PLACEHOLDER.encode():
+        # Not found, so the chain goes on; a pod must never start with the placeholder.
+        raise NotFoundError(
+            f"Secret {namespace}/{ref.store} key '{ref.key}' still holds secretsboot's placeholder",
+            hint="set its value, or run `secretsboot provision --sync-fallbacks`",
+        )
+    return SecretValue(raw)
 
 
 def _who(access: ApiAccess) -> str:

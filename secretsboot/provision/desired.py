@@ -40,7 +40,7 @@ from secretsboot.provision.model import (
     ResourceKey,
     System,
 )
-from secretsboot.secret import SecretValue
+from secretsboot.secret import FALLBACK_PLACEHOLDER, SecretValue
 from secretsboot.spec import (
     WORKLOAD_IDENTITY_AUDIENCE,
     Delivery,
@@ -54,7 +54,7 @@ from secretsboot.spec import (
 
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 FIC_LIMIT = 20
-PLACEHOLDER = "secretsboot-placeholder: set this value"
+PLACEHOLDER = FALLBACK_PLACEHOLDER
 # uuid5 namespace of secretsboot's role-assignment names (fixed forever: changing it
 # would make every existing assignment look foreign).
 _ASSIGNMENT_NS = uuid.UUID("6f1d2c3e-5b4a-5e8f-9a7b-0c1d2e3f4a5b")

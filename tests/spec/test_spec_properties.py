@@ -11,11 +11,33 @@ from hypothesis import strategies as st
 from secretsboot.errors import SpecError
 from secretsboot.spec import load_spec_text
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
-                    st.text(max_size=30))
-keys = st.sampled_from(["apiVersion", "kind", "services", "azure", "vault", "kubernetes",
-                        "name", "secrets", "from", "fallback", "identity", "delivery", "file",
-                        "mode", "env", "namespace", "keyVaults", "auth", "metadata", "x"])
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=30)
+)
+keys = st.sampled_from(
+    [
+        "apiVersion",
+        "kind",
+        "services",
+        "azure",
+        "vault",
+        "kubernetes",
+        "name",
+        "secrets",
+        "from",
+        "fallback",
+        "identity",
+        "delivery",
+        "file",
+        "mode",
+        "env",
+        "namespace",
+        "keyVaults",
+        "auth",
+        "metadata",
+        "x",
+    ]
+)
 documents: st.SearchStrategy[Any] = st.recursive(
     scalars,
     lambda children: st.one_of(

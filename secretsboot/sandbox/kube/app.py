@@ -282,8 +282,8 @@ class KubeApp(FakeApp):
             raise res.ApiError(
                 415,
                 "UnsupportedMediaType",
-                f"the body of the request was in an unknown format - "
-                f"accepted media types include: application/json, application/yaml",
+                "the body of the request was in an unknown format - "
+                "accepted media types include: application/json, application/yaml",
             )
         try:
             return req.json()
