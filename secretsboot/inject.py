@@ -57,6 +57,7 @@ SECRETS_VOLUME = "secretsboot-secrets"
 CONFIG_VOLUME = "secretsboot-config"
 TOKEN_VOLUME = "secretsboot-token"  # noqa: S105 - a volume name
 SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"  # noqa: S105 - a path
+VAULT_TOKEN_FILE = "vault-token"  # noqa: S105 - a file name: the Vault-audience SA token
 SECRETS_DIR = "/var/run/secrets/secretsboot"
 CONFIG_DIR = "/etc/secretsboot"
 CONFIG_FILE = f"{CONFIG_DIR}/fetch.yaml"
@@ -298,14 +299,42 @@ def init_container(image: str, uid: int, gid: int | None) -> dict[str, Any]:
     }
 
 
-def token_volume() -> dict[str, Any]:
-    """The service-account token, CA and namespace, as automount would give them."""
+def vault_jwt_audience(spec: Spec, svc: ServiceSpec) -> str | None:
+    """The audience of the token a service presents to Vault's jwt auth, if it uses it."""
+    uses_vault = any(r.scheme == "vault" for s in svc.secrets for r in s.sources)
+    if not uses_vault or svc.vault_auth.value != "jwt" or spec.vault is None:
+        return None
+    jwt = spec.vault.auth.jwt
+    return jwt.audience if jwt is not None else None
+
+
+def token_volume(vault_audience: str | None = None) -> dict[str, Any]:
+    """The service-account token, CA and namespace, as automount would give them.
+
+    With ``vault_audience``, a second token for Vault's jwt auth (``vault-token``):
+    the API-server token must not be replayable against Vault, and Vault's role
+    checks that audience.
+    """
+    vault_token = (
+        [
+            {
+                "serviceAccountToken": {
+                    "path": VAULT_TOKEN_FILE,
+                    "audience": vault_audience,
+                    "expirationSeconds": 600,
+                }
+            }
+        ]
+        if vault_audience
+        else []
+    )
     return {
         "name": TOKEN_VOLUME,
         "projected": {
             "defaultMode": 0o440,
             "sources": [
                 {"serviceAccountToken": {"path": "token", "expirationSeconds": 600}},
+                *vault_token,
                 {
                     "configMap": {
                         "name": "kube-root-ca.crt",
@@ -372,6 +401,7 @@ def _inject_pod(
     pod_template: dict[str, Any],
     svc: ServiceSpec,
     image: str,
+    vault_audience: str | None = None,
 ) -> list[str]:
     """Edit one pod (template) in place; return warnings."""
     warnings: list[str] = []
@@ -426,7 +456,7 @@ def _inject_pod(
             fetch["volumeMounts"].append(
                 {"name": TOKEN_VOLUME, "mountPath": SA_TOKEN_DIR, "readOnly": True}
             )
-            _upsert(volumes, token_volume())
+            _upsert(volumes, token_volume(vault_audience))
         _upsert(_list_at(pod, "initContainers"), fetch, first=True)
         _upsert(volumes, secrets_volume())
         _upsert(volumes, config_volume(svc.name))
@@ -523,7 +553,7 @@ def _inject_object(
             "delivery flexvolume is deprecated and not injected; use csi or init-container",
         )
     try:
-        warnings = _inject_pod(template, svc, image)
+        warnings = _inject_pod(template, svc, image, vault_jwt_audience(spec, svc))
     except BadInputError as exc:
         raise BadInputError(f"{ref}: {exc.message}", hint=exc.hint) from None
     return Outcome(ref, "injected", svc.name, warnings=tuple(warnings))

@@ -54,6 +54,8 @@ IDENTITIES = ("workload-identity", "pod-identity", "service-principal", "none")
 VAULT_AUTH_METHODS = ("kubernetes", "jwt", "azure")
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+#: Where inject projects the service-account token with Vault's jwt audience.
+VAULT_JWT_TOKEN_PATH = SERVICEACCOUNT_DIR + "/vault-token"
 
 
 class SecretEntry(NamedTuple):
@@ -240,6 +242,8 @@ class FetchConfig(NamedTuple):
                     method=method,
                     mount=auth_spec.mount if auth_spec is not None else method,
                     role=svc.name,
+                    # jwt: the projected token with Vault's audience that inject mounts
+                    token_path=VAULT_JWT_TOKEN_PATH if method == "jwt" else None,
                 ),
             )
         secrets = tuple(

@@ -664,3 +664,40 @@ def test_migration_from_pod_identity_keeps_the_old_label_and_says_so(spec: Spec)
     assert labels["azure.workload.identity/use"] == "true"
     assert any("aadpodidbinding" in w for w in result.outcomes[0].warnings)
     kubernetes_validate.validate(result.documents[0], K8S_VERSION, strict=True)
+
+
+def test_vault_jwt_services_get_a_token_with_vaults_audience() -> None:
+    from secretsboot.fetch.config import VAULT_JWT_TOKEN_PATH, FetchConfig
+    from secretsboot.spec import load_spec_text
+
+    text = (
+        EXAMPLE.read_text()
+        .replace(
+            "kubernetes:\n  context:",
+            "    jwt:\n      mount: jwt\n      audience: vault-dd\nkubernetes:\n  context:",
+        )
+        .replace("    vaultAuth: kubernetes\n", "    vaultAuth: jwt\n")
+    )
+    jwt_spec = load_spec_text(text, "jwt.yaml")
+    result = inject_documents([workload("Deployment", "ingestion")], jwt_spec)
+    pod = pod_of(result.documents[0])["spec"]
+    token = by_name(pod["volumes"], "secretsboot-token")
+    sources = [
+        s["serviceAccountToken"]
+        for s in token["projected"]["sources"]
+        if "serviceAccountToken" in s
+    ]
+    assert {"path": "vault-token", "audience": "vault-dd", "expirationSeconds": 600} in sources
+    mount = by_name(
+        by_name(pod["initContainers"], "secretsboot-fetch")["volumeMounts"], "secretsboot-token"
+    )
+    assert f"{mount['mountPath']}/vault-token" == VAULT_JWT_TOKEN_PATH
+    config = FetchConfig.from_spec(jwt_spec, "ingestion")
+    assert config.vault is not None
+    assert config.vault.auth.token_path == VAULT_JWT_TOKEN_PATH
+    # kubernetes auth keeps the API-server token: no Vault-audience token is projected
+    plain = pod_of(
+        inject_documents([workload("Deployment", "ingestion")], load_spec(EXAMPLE)).documents[0]
+    )
+    plain_sources = by_name(plain["spec"]["volumes"], "secretsboot-token")["projected"]["sources"]
+    assert all(s.get("serviceAccountToken", {}).get("path") != "vault-token" for s in plain_sources)
