@@ -136,6 +136,7 @@ class Finding:
     workload: str = ""  # Kind/namespace/name of the workload, '' for object-level findings
     suppressed: bool = False
     suppression_reason: str = ""
+    suppression_kind: str = ""  # "inSource" (annotation) or "external" (suppressions file)
     baseline: bool = False  # present in the baseline: reported, not counted
 
     @property
@@ -159,6 +160,8 @@ class Workload:
     service_account: str
     approaches: list[Approach] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # the object it was classified from (None when built by hand); not part of equality
+    manifest: Manifest | None = field(default=None, compare=False, repr=False)
 
     @property
     def ref(self) -> str:

@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Benchmark ``secretsboot audit`` against Checkov on the same generated manifests.
+
+    .venv/bin/python scripts/bench_audit.py --workloads 1000            # ours and Checkov
+    .venv/bin/python scripts/bench_audit.py --workloads 100000 --no-checkov
+
+Generates N workloads with mixed secret-delivery approaches (deterministic, seeded:
+Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, with ServiceAccounts,
+SecretProviderClasses, AzureIdentityBindings, ExternalSecrets, AzureKeyVaultSecrets
+beside them) into ``--files`` files in a temp dir, then runs, one after the other:
+
+- ours:    ``python -m secretsboot audit DIR -o json --report-only``
+- Checkov: ``checkov -d DIR --framework kubernetes --skip-download -o json``, from a
+  virtual environment this script creates under ``--cache-dir`` with
+  ``python -m venv`` + ``pip install checkov==3.3.30`` when it is absent.
+
+Wall time and peak RSS come from ``/usr/bin/time -v`` when present, else from
+``resource.getrusage(RUSAGE_CHILDREN)`` around each child. Targets: at 1,000
+workloads at least 50x faster than Checkov with at most a tenth of its memory;
+100,000 workloads within 60 s and 1 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CHECKOV_VERSION = "3.3.30"
+REPO = Path(__file__).resolve().parents[1]
+
+APPROACHES = (
+    "workload-identity+keyvault-csi",
+    "aad-pod-identity",
+    "vault-agent-injector",
+    "k8s-secret-env",
+    "k8s-secret-volume",
+    "literal-credential",
+    "external-secrets",
+    "akv2k8s",
+    "keyvault-flexvolume",
+    "none",
+)
+KINDS = ("Deployment",) * 6 + ("StatefulSet", "DaemonSet", "Job", "CronJob")
+
+
+def _pod(name: str, ns: str, approach: str, rng: random.Random) -> tuple[str, str, list[str]]:
+    """(pod metadata yaml, pod spec yaml, supporting documents) at template indentation 0."""
+    labels = [f"app: {name}", f"tier: {rng.choice(['web', 'api', 'worker'])}"]
+    annotations: list[str] = []
+    env = [
+        "- name: LOG_LEVEL\n  value: info",
+        f"- name: SERVICE_NAME\n  value: {name}",
+        '- name: PORT\n  value: "8080"',
+    ]
+    volumes: list[str] = []
+    mounts: list[str] = []
+    extra: list[str] = []
+    sa = "default"
+    if approach == "workload-identity+keyvault-csi":
+        sa = name
+        labels.append('azure.workload.identity/use: "true"')
+        extra.append(
+            f"apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {sa}\n  namespace: {ns}\n"
+            f"  annotations:\n    azure.workload.identity/client-id: "
+            f"{rng.getrandbits(32):08x}-0000-4000-8000-{rng.getrandbits(48):012x}\n"
+        )
+        extra.append(
+            "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\n"
+            f"metadata:\n  name: {name}-kv\n  namespace: {ns}\nspec:\n  provider: azure\n"
+            f"  parameters:\n    clientID: {rng.getrandbits(32):08x}-0000-4000-8000-000000000000\n"
+            f"    keyvaultName: kv-{ns}\n    tenantId: 00000000-0000-0000-0000-000000000000\n"
+            "    objects: |\n      array:\n        - |\n          objectName: db-password\n"
+            "          objectType: secret\n"
+        )
+        volumes.append(
+            "- name: kv\n  csi:\n    driver: secrets-store.csi.k8s.io\n    readOnly: true\n"
+            f"    volumeAttributes:\n      secretProviderClass: {name}-kv"
+        )
+        mounts.append("- name: kv\n  mountPath: /mnt/secrets\n  readOnly: true")
+    elif approach == "aad-pod-identity":
+        labels.append(f"aadpodidbinding: {name}")
+        extra.append(
+            "apiVersion: aadpodidentity.k8s.io/v1\nkind: AzureIdentityBinding\n"
+            f"metadata:\n  name: {name}-binding\n  namespace: {ns}\n"
+            f"spec:\n  azureIdentity: {name}-id\n  selector: {name}\n"
+        )
+    elif approach == "vault-agent-injector":
+        annotations += [
+            'vault.hashicorp.com/agent-inject: "true"',
+            f"vault.hashicorp.com/role: {name}",
+            f"vault.hashicorp.com/agent-inject-secret-db: database/creds/{name}",
+        ]
+    elif approach == "k8s-secret-env":
+        env.append(
+            f"- name: DB_PASSWORD\n  valueFrom:\n    secretKeyRef:\n      name: {name}-db\n"
+            "      key: password"
+        )
+    elif approach == "k8s-secret-volume":
+        volumes.append(f"- name: tls\n  secret:\n    secretName: {name}-tls")
+        mounts.append("- name: tls\n  mountPath: /etc/tls\n  readOnly: true")
+    elif approach == "literal-credential":
+        env.append(f"- name: DB_PASSWORD\n  value: Pa55-{rng.getrandbits(40):010x}")
+    elif approach == "external-secrets":
+        env.append(f"- name: API_KEY\n  valueFrom:\n    secretKeyRef: {{name: {name}-es, key: k}}")
+        extra.append(
+            "apiVersion: external-secrets.io/v1beta1\nkind: ExternalSecret\n"
+            f"metadata:\n  name: {name}\n  namespace: {ns}\nspec:\n"
+            "  secretStoreRef: {name: azure-store, kind: ClusterSecretStore}\n"
+            f"  target:\n    name: {name}-es\n  data:\n    - secretKey: k\n"
+            "      remoteRef: {key: api-key}\n"
+        )
+    elif approach == "akv2k8s":
+        env.append(f"- name: API_KEY\n  value: {name}-api-key@azurekeyvault")
+    elif approach == "keyvault-flexvolume":
+        volumes.append(
+            "- name: kv\n  flexVolume:\n    driver: azure/kv\n    options:\n"
+            '      usepodidentity: "false"\n      keyvaultname: kv1\n'
+            "      keyvaultobjectnames: db-password\n      keyvaultobjecttypes: secret"
+        )
+        mounts.append("- name: kv\n  mountPath: /kvmnt")
+    meta = "labels:\n" + "".join(f"  {x}\n" for x in labels)
+    if annotations:
+        meta += "annotations:\n" + "".join(f"  {x}\n" for x in annotations)
+    container = (
+        f"- name: {name}\n  image: myacr.azurecr.io/{name}:{rng.randint(1, 40)}.0\n"
+        "  ports:\n  - containerPort: 8080\n"
+        "  resources:\n    requests: {cpu: 100m, memory: 128Mi}\n"
+        "    limits: {cpu: 500m, memory: 256Mi}\n"
+        "  securityContext:\n    runAsNonRoot: true\n    allowPrivilegeEscalation: false\n"
+        "    readOnlyRootFilesystem: true\n"
+        "  env:\n" + _indent("\n".join(env), 2) + "\n"
+    )
+    if mounts:
+        container += "  volumeMounts:\n" + _indent("\n".join(mounts), 2) + "\n"
+    spec = f"serviceAccountName: {sa}\ncontainers:\n" + container
+    if volumes:
+        spec += "volumes:\n" + "\n".join(volumes) + "\n"
+    return meta, spec, extra
+
+
+def _indent(text: str, n: int) -> str:
+    pad = " " * n
+    return "\n".join(pad + line if line else line for line in text.splitlines())
+
+
+def workload_yaml(i: int, rng: random.Random) -> str:
+    ns = f"team-{i % 50}"
+    name = f"svc-{i}"
+    kind = KINDS[i % len(KINDS)]
+    approach = APPROACHES[rng.randrange(len(APPROACHES))]
+    meta, spec, extra = _pod(name, ns, approach, rng)
+    pod = "metadata:\n" + _indent(meta, 2) + "\nspec:\n" + _indent(spec, 2) + "\n"
+    api = {"Job": "batch/v1", "CronJob": "batch/v1"}.get(kind, "apps/v1")
+    head = f"apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: {name}\n  namespace: {ns}\n"
+    if kind == "CronJob":
+        body = (
+            'spec:\n  schedule: "0 * * * *"\n  jobTemplate:\n    spec:\n      template:\n'
+            + _indent(pod.replace("spec:\n", "spec:\n  restartPolicy: OnFailure\n", 1), 8)
+            + "\n"
+        )
+    elif kind == "Job":
+        body = (
+            "spec:\n  template:\n"
+            + _indent(pod.replace("spec:\n", "spec:\n  restartPolicy: Never\n", 1), 4)
+            + "\n"
+        )
+    else:
+        selector = f"  selector:\n    matchLabels:\n      app: {name}\n"
+        replicas = "  replicas: 2\n" if kind != "DaemonSet" else ""
+        body = "spec:\n" + replicas + selector + "  template:\n" + _indent(pod, 4) + "\n"
+    return "---\n".join([head + body, *extra])
+
+
+def generate(directory: Path, workloads: int, files: int, seed: int) -> int:
+    """Write the manifests; returns the total size in bytes."""
+    rng = random.Random(seed)
+    files = max(1, min(files, workloads))
+    per_file = [workloads // files + (1 if f < workloads % files else 0) for f in range(files)]
+    total = 0
+    i = 0
+    for f, count in enumerate(per_file):
+        docs = []
+        for _ in range(count):
+            docs.append(workload_yaml(i, rng))
+            i += 1
+        text = "---\n".join(docs)
+        sub = directory / f"team-{f % 50}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"app-{f}.yaml").write_text(text)
+        total += len(text)
+    return total
+
+
+@dataclass
+class Measure:
+    wall_s: float
+    rss_mb: float
+    code: int
+    cpu_s: float = float("nan")  # user + system, children included
+
+
+_RSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
+_CPU = re.compile(r"(?:User|System) time \(seconds\): ([\d.]+)")
+_WALL = re.compile(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)")
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> Measure:
+    timer = shutil.which("time") and Path("/usr/bin/time").exists()
+    if timer:
+        with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+            start = time.perf_counter()
+            proc = subprocess.run(
+                ["/usr/bin/time", "-v", "-o", report.name, *cmd],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=env,
+                check=False,
+            )
+            wall = time.perf_counter() - start
+            text = Path(report.name).read_text()
+        rss = _RSS.search(text)
+        if proc.returncode not in (0, 1) and proc.stderr:
+            sys.stderr.write(proc.stderr.decode(errors="replace")[-2000:])
+        cpu = sum(float(x) for x in _CPU.findall(text))
+        return Measure(
+            wall, int(rss.group(1)) / 1024 if rss else float("nan"), proc.returncode, cpu
+        )
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    start = time.perf_counter()
+    proc = subprocess.run(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=False
+    )
+    wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # RUSAGE_CHILDREN keeps the maximum over all children: run the smaller process first
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    return Measure(wall, max(usage.ru_maxrss, before) / 1024, proc.returncode, cpu)
+
+
+def checkov_binary(cache: Path) -> Path:
+    venv = cache / f"checkov-{CHECKOV_VERSION}"
+    binary = venv / "bin" / "checkov"
+    if binary.exists():
+        return binary
+    print(f"installing checkov {CHECKOV_VERSION} into {venv} (once)...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"checkov=={CHECKOV_VERSION}"],
+        check=True,
+    )
+    return binary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workloads", type=int, default=1000)
+    parser.add_argument("--files", type=int, default=None, help="default: min(workloads, 1000)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-checkov", action="store_true", help="run ours only")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "secretsboot-bench",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the generated manifests")
+    args = parser.parse_args(argv)
+    files = args.files or min(args.workloads, 1000)
+
+    work = Path(tempfile.mkdtemp(prefix="secretsboot-bench-"))
+    try:
+        t0 = time.perf_counter()
+        size = generate(work, args.workloads, files, args.seed)
+        print(
+            f"generated {args.workloads} workloads in {files} files "
+            f"({size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s: {work}"
+        )
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        ours = measure(
+            [
+                sys.executable,
+                "-m",
+                "secretsboot",
+                "audit",
+                str(work),
+                "-o",
+                "json",
+                "--report-only",
+            ],
+            env,
+        )
+        print(
+            f"secretsboot: {ours.wall_s:8.2f} s wall  {ours.cpu_s:8.2f} s cpu  "
+            f"{ours.rss_mb:8.1f} MB peak RSS  exit {ours.code}"
+        )
+        if args.workloads >= 100_000:
+            ok = ours.wall_s <= 60 and ours.rss_mb <= 1024
+            print(f"target 100k in <= 60 s and <= 1024 MB: {'met' if ok else 'NOT met'}")
+        if args.no_checkov:
+            return 0 if ours.code == 0 else 1
+        checkov = checkov_binary(args.cache_dir)
+        peer = measure(
+            [
+                str(checkov),
+                "-d",
+                str(work),
+                "--framework",
+                "kubernetes",
+                "--skip-download",
+                "-o",
+                "json",
+            ]
+        )
+        print(
+            f"checkov:     {peer.wall_s:8.2f} s wall  {peer.cpu_s:8.2f} s cpu  "
+            f"{peer.rss_mb:8.1f} MB peak RSS  exit {peer.code}"
+        )
+        speed = peer.wall_s / ours.wall_s
+        memory = ours.rss_mb / peer.rss_mb
+        print(
+            f"ratio: {speed:.1f}x faster (wall), {peer.cpu_s / ours.cpu_s:.1f}x less CPU, "
+            f"{memory:.3f} of Checkov's memory"
+        )
+        print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(
+            "target >= 50x faster and <= 0.1 of the memory: "
+            f"{'met' if speed >= 50 and memory <= 0.1 else 'NOT met'}"
+        )
+        return 0
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

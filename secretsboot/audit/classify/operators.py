@@ -1,0 +1,108 @@
+"""Approaches that deliver a Secret the pod reads, and env-value injectors.
+
+Flagged::
+
+    env: [{valueFrom: {secretKeyRef: {name: db}}}] + ExternalSecret with target db
+                                                  -> external-secrets (and k8s-secret-env)
+    ... + AzureKeyVaultSecret with output.secret.name db          -> akv2k8s
+    ... + SecretProviderClass with secretObjects[].secretName db  -> keyvault-csi / vault-csi
+    ... + VaultStaticSecret with destination.name db              -> vault-secrets-operator
+    env: [{name: DB, value: "db-password@azurekeyvault"}]          -> akv2k8s
+    env: [{name: DB, value: "arn:aws:secretsmanager:...:secret:db"}] -> secrets-init
+    initContainers: [{name: secretsboot-fetch, args: [fetch, ...]}] -> secretsboot-init
+
+Not flagged: a Secret nothing in the input produces (only k8s-secret-*); an
+AzureKeyVaultSecret without ``output`` (env injection only) when no env value
+names it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from secretsboot.audit.classify._pod import Pod, approach, at_object, key_path
+from secretsboot.audit.model import Approach, Evidence
+from secretsboot.audit.resolve import Index, as_list, as_str, truthy
+
+AKV2K8S_VALUE = re.compile(r"^[A-Za-z0-9_.-]+@azurekeyvault(?:\?.*)?$")
+SECRETS_INIT_PREFIXES = ("arn:aws:secretsmanager:", "arn:aws:ssm:", "gcp:secretmanager:")
+SECRETS_INIT_IMAGE = "doitintl/secrets-init"
+SECRETSBOOT_INIT = "secretsboot-fetch"
+SECRETSBOOT_IMAGE = "secretsboot/secretsboot"
+SECRETSBOOT_ANNOTATION = "secretsboot.dev/service"
+SECRETSBOOT_VOLUME = "secretsboot-secrets"
+
+
+def produced_secrets(pod: Pod, index: Index) -> Iterator[Approach]:
+    """Upstream approaches of every Secret the pod consumes (the Secret's producer)."""
+    found: dict[str, list[Evidence]] = {}
+    for consumed in pod.consumed:
+        if not consumed.secret:
+            continue
+        for producer in index.secret_producers(pod.namespace, consumed.secret):
+            found.setdefault(producer.approach, []).extend(
+                (
+                    pod.at(consumed.path, consumed.secret),
+                    at_object(producer.manifest, producer.path),
+                )
+            )
+    for approach_id, ev in found.items():
+        yield approach(approach_id, ev)
+
+
+def akv2k8s_env(pod: Pod, index: Index) -> Iterator[Approach]:
+    ev = []
+    for path, entry in pod.env():
+        value = entry.get("value")
+        if isinstance(value, str) and AKV2K8S_VALUE.match(value.strip()):
+            name = value.strip().split("@", 1)[0]
+            akvs = index.get("AzureKeyVaultSecret", pod.namespace, name)
+            ev.append(pod.at(f"{path}.value", "" if akvs else f"no AzureKeyVaultSecret '{name}'"))
+            if akvs is not None:
+                ev.append(at_object(akvs, "spec.vault"))
+    if ev:
+        yield approach("akv2k8s", ev)
+
+
+def secrets_init(pod: Pod, index: Index) -> Iterator[Approach]:
+    ev = [
+        pod.at(f"{path}.value")
+        for path, entry in pod.env()
+        if isinstance(entry.get("value"), str)
+        and str(entry["value"]).startswith(SECRETS_INIT_PREFIXES)
+    ]
+    ev.extend(
+        pod.at(f"{cpath}.image")
+        for cpath, container in pod.containers
+        if SECRETS_INIT_IMAGE in as_str(container.get("image"))
+    )
+    if ev:
+        yield approach("secrets-init", ev)
+
+
+def secretsboot_init(pod: Pod, index: Index) -> Iterator[Approach]:
+    """Our own init container, as ``secretsboot inject`` writes it (fetch-config contract)."""
+    ev: list[Evidence] = []
+    for cpath, container in pod.containers:
+        if ".initContainers[" not in cpath:
+            continue
+        args = [as_str(a) for a in as_list(container.get("args"))]
+        command = [as_str(a) for a in as_list(container.get("command"))]
+        image = as_str(container.get("image"))
+        runs_fetch = "fetch" in args[:1] or "fetch" in command[:3]
+        if as_str(container.get("name")) == SECRETSBOOT_INIT or (
+            SECRETSBOOT_IMAGE in image and runs_fetch
+        ):
+            ev.append(pod.at(f"{cpath}.name"))
+    if SECRETSBOOT_ANNOTATION in pod.annotations:
+        ev.append(pod.at(key_path(pod.meta_path, "annotations", SECRETSBOOT_ANNOTATION)))
+    if not ev:
+        return
+    if truthy(pod.labels.get("azure.workload.identity/use")):
+        mode = "workload-identity"
+    elif pod.labels.get("aadpodidbinding"):
+        mode = "aad-pod-identity"
+    else:
+        mode = ""
+    yield approach("secretsboot-init", ev, mode)

@@ -1,0 +1,138 @@
+"""The audit's detectors: one small module per family, each documenting its rule ids.
+
+Registered explicitly in :data:`FAMILIES` (no import-time discovery). Rule ids are
+stable; :data:`RULES` holds their metadata for the reports (SARIF ``rules``)::
+
+    SB1xx secrets in the wrong place   env_secrets, literal_credentials, committed_secrets
+    SB2xx identity and secret zero     secret_zero, deprecated, workload_identity, injectors
+    SB3xx ServiceAccounts and tokens   service_accounts
+    SB4xx RBAC                         rbac
+    SB5xx pod security and images      pod_security, images
+    SB9xx governance                   governance (raised by secretsboot.audit.policy)
+
+>>> sorted(RULES)[:3]
+['SB101', 'SB102', 'SB103']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+from secretsboot.audit.findings import (
+    committed_secrets,
+    deprecated,
+    env_secrets,
+    governance,
+    images,
+    injectors,
+    literal_credentials,
+    pod_security,
+    rbac,
+    secret_zero,
+    service_accounts,
+    workload_identity,
+)
+from secretsboot.audit.findings._base import Context, Rule, build_context
+from secretsboot.audit.findings._suppress import apply_inline
+from secretsboot.audit.model import Finding, Manifest, Workload
+
+__all__ = ["FAMILIES", "RULES", "Rule", "build_context", "run_detectors", "sort_findings"]
+
+FAMILIES: tuple[ModuleType, ...] = (
+    env_secrets,
+    literal_credentials,
+    committed_secrets,
+    secret_zero,
+    deprecated,
+    workload_identity,
+    injectors,
+    service_accounts,
+    rbac,
+    pod_security,
+    images,
+)
+
+RULES: dict[str, Rule] = {
+    rule.id: rule for module in (*FAMILIES, governance) for rule in module.RULES
+}
+
+
+def _manifests(index: Any) -> list[Manifest]:
+    """Every object the index holds, whatever its container shape."""
+    for attr in ("manifests", "objects"):
+        held = getattr(index, attr, None)
+        if held is not None:
+            index = held() if callable(held) else held
+            break
+    if isinstance(index, dict):
+        index = index.values()
+    return [m for m in index if isinstance(m, Manifest)]
+
+
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Deterministic order: file, line, rule, object, path."""
+    return sorted(
+        findings,
+        key=lambda f: (
+            f.evidence.file,
+            f.evidence.line,
+            f.rule_id,
+            f.evidence.object,
+            f.evidence.path,
+            f.evidence.detail,
+            f.workload,
+        ),
+    )
+
+
+def run_detectors(
+    index: Any,
+    workloads: Iterable[Workload],
+    *,
+    trusted_registries: Iterable[str] | None = None,
+    disabled: Iterable[str] = (),
+) -> list[Finding]:
+    """Run every detector family; findings sorted, one per fingerprint, workload and file.
+
+    ``index`` is the resolver's :class:`~secretsboot.audit.resolve.Index` (or any
+    iterable of :class:`Manifest`); ``trusted_registries`` turns on SB507 (default:
+    the index's own ``trusted_registries``, else none: SB507 off); ``disabled`` rule
+    ids are not reported. Inline ``secretsboot.dev/suppress`` annotations are applied
+    here (findings come back ``suppressed``, kind ``inSource``), unreadable ones
+    reported as SB903.
+
+    >>> from secretsboot.audit.resolve import Index
+    >>> run_detectors(Index([]), [])
+    []
+    """
+    if trusted_registries is None:
+        trusted_registries = getattr(index, "trusted_registries", ())
+    ctx: Context = build_context(
+        _manifests(index), workloads, trusted_registries=trusted_registries or ()
+    )
+    off = set(disabled)
+    seen: set[tuple[str, str, str]] = set()
+    out: list[Finding] = []
+    for module in FAMILIES:
+        for finding in module.detect(ctx):
+            # the same object may be written in two files (overlays, variants): both count
+            key = (finding.fingerprint, finding.workload, finding.evidence.file)
+            if finding.rule_id in off or key in seen:
+                continue
+            seen.add(key)
+            out.append(finding)
+    unreadable = apply_inline(ctx, out)
+    out += [f for f in unreadable if f.rule_id not in off]
+    return sort_findings(out)
+
+
+def attach(workloads: Iterable[Workload], findings: Iterable[Finding]) -> None:
+    """Give each workload its own findings (``Workload.findings``), replacing what it held."""
+    by_ref: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.workload:
+            by_ref.setdefault(f.workload, []).append(f)
+    for w in workloads:
+        w.findings = by_ref.get(w.ref, [])

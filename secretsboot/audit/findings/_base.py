@@ -1,0 +1,272 @@
+"""What every detector shares: :class:`Rule` metadata, the :class:`Context` it reads, pod views.
+
+A detector is a pure function ``detect(ctx) -> Iterable[Finding]``: it reads the
+manifests and workloads held by the :class:`Context` and never does I/O. The
+context is built once per run (:func:`build_context`); it is the only place that
+knows how to get objects out of the resolver's index, so the detectors do not
+depend on the index's shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from secretsboot.audit.model import (
+    Evidence,
+    FieldPath,
+    Finding,
+    Manifest,
+    Severity,
+    Workload,
+    format_path,
+)
+from secretsboot.secret import fingerprint
+
+WORKLOAD_KINDS = frozenset(
+    {
+        "Pod",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "ReplicationController",
+        "Job",
+        "CronJob",
+    }
+)
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Metadata of one rule id: what the SARIF driver, the docs and the reports show."""
+
+    id: str  # SB101
+    name: str  # secret-in-env (kebab-case, SARIF reportingDescriptor.name)
+    title: str  # one line
+    severity: Severity  # default severity; a finding may be raised or lowered by evidence
+    description: str  # why it matters
+    fix: str  # what to do
+    help: str = ""  # longer guidance (no URIs)
+
+    def finding(
+        self,
+        *,
+        evidence: Evidence,
+        message: str,
+        workload: str = "",
+        severity: Severity | None = None,
+        fix: str | None = None,
+    ) -> Finding:
+        if workload and evidence.object != workload:
+            # evidence on another object (a ServiceAccount, a binding): keep fingerprints
+            # distinct per workload
+            evidence = replace(evidence, detail=f"{evidence.detail} (for {workload})".strip())
+        return Finding(
+            rule_id=self.id,
+            title=self.title,
+            severity=self.severity if severity is None else severity,
+            message=message,
+            fix=self.fix if fix is None else fix,
+            evidence=evidence,
+            workload=workload,
+        )
+
+
+def redact(value: str) -> str:
+    """A printable stand-in for a secret value: a 2-character preview and a fingerprint.
+
+    Values shorter than 8 characters get no preview (2 characters would be a quarter of it).
+
+    >>> redact("hunter2-is-my-password")
+    'hu… sha256:034a38f2f3f9'
+    """
+    preview = value[:2] if len(value) >= 8 else ""
+    return f"{preview}… {fingerprint(value)}"
+
+
+def evidence_at(manifest: Manifest, path: FieldPath, detail: str = "") -> Evidence:
+    """Evidence pointing at ``path`` inside ``manifest`` (file and line of that field)."""
+    return Evidence(
+        object=manifest.ref,
+        path=format_path(path),
+        file=manifest.file,
+        line=manifest.line_of(path),
+        detail=detail,
+    )
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def same_namespace(a: str, b: str) -> bool:
+    """Could objects in namespaces ``a`` and ``b`` end up together once applied?
+
+    An omitted namespace (``""``) is "wherever it is applied", so it matches any
+    (the rule of :mod:`secretsboot.audit.resolve`); two explicit ones must be equal.
+    """
+    return a == b or not a or not b
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    path: FieldPath  # path of the container object inside the manifest
+    body: dict[str, Any]
+    list_name: str  # containers | initContainers | ephemeralContainers
+
+    @property
+    def name(self) -> str:
+        return str(self.body.get("name") or "")
+
+    @property
+    def security_context(self) -> dict[str, Any]:
+        return as_dict(self.body.get("securityContext"))
+
+
+@dataclass(frozen=True, slots=True)
+class PodView:
+    """The pod template of a workload manifest, with field paths relative to the manifest."""
+
+    workload: Workload
+    manifest: Manifest
+    spec_path: FieldPath  # path of the pod spec
+    meta_path: FieldPath  # path of the pod (template) metadata
+    spec: dict[str, Any]
+    meta: dict[str, Any]
+
+    @property
+    def ref(self) -> str:
+        return self.manifest.ref
+
+    @property
+    def labels(self) -> dict[str, Any]:
+        return as_dict(self.meta.get("labels"))
+
+    @property
+    def annotations(self) -> dict[str, Any]:
+        return as_dict(self.meta.get("annotations"))
+
+    @property
+    def namespace(self) -> str:
+        return self.workload.namespace or self.manifest.namespace
+
+    @property
+    def service_account(self) -> str:
+        sa = self.spec.get("serviceAccountName") or self.spec.get("serviceAccount")
+        return str(sa) if sa else "default"
+
+    def containers(self) -> Iterator[Container]:
+        for list_name in CONTAINER_LISTS:
+            for i, body in enumerate(as_list(self.spec.get(list_name))):
+                if isinstance(body, dict):
+                    yield Container((*self.spec_path, list_name, i), body, list_name)
+
+    def volumes(self) -> Iterator[tuple[FieldPath, dict[str, Any]]]:
+        for i, body in enumerate(as_list(self.spec.get("volumes"))):
+            if isinstance(body, dict):
+                yield (*self.spec_path, "volumes", i), body
+
+    def at(self, path: FieldPath, detail: str = "") -> Evidence:
+        return evidence_at(self.manifest, path, detail)
+
+
+def pod_paths(kind: str) -> tuple[FieldPath, FieldPath]:
+    """(pod spec path, pod metadata path) for a workload kind."""
+    if kind == "Pod":
+        return ("spec",), ("metadata",)
+    if kind == "CronJob":
+        base: FieldPath = ("spec", "jobTemplate", "spec", "template")
+        return (*base, "spec"), (*base, "metadata")
+    return ("spec", "template", "spec"), ("spec", "template", "metadata")
+
+
+def _dig(body: dict[str, Any], path: FieldPath) -> dict[str, Any]:
+    node: Any = body
+    for part in path:
+        node = as_dict(node).get(str(part))
+    return as_dict(node)
+
+
+@dataclass(slots=True)
+class Context:
+    """Everything a detector may read. Built by :func:`build_context`; never mutated after."""
+
+    manifests: list[Manifest]
+    workloads: list[Workload]
+    trusted_registries: tuple[str, ...] = ()
+    pods: list[PodView] = field(default_factory=list)
+    _by_kind: dict[str, list[Manifest]] = field(default_factory=dict)
+    _by_name: dict[tuple[str, str], list[Manifest]] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict)  # per-run caches of derived indexes
+
+    def of_kind(self, *kinds: str) -> list[Manifest]:
+        out: list[Manifest] = []
+        for kind in kinds:
+            out.extend(self._by_kind.get(kind, ()))
+        return out
+
+    def named(self, kind: str, namespace: str, name: str) -> Manifest | None:
+        """The object of ``kind`` called ``name`` in ``namespace``: exact first, then compatible."""
+        loose: Manifest | None = None
+        for m in self._by_name.get((kind, name), ()):
+            if m.namespace == namespace:
+                return m
+            if loose is None and same_namespace(m.namespace, namespace):
+                loose = m
+        return loose
+
+    def service_account(self, pod: PodView) -> Manifest | None:
+        return self.named("ServiceAccount", pod.namespace, pod.service_account)
+
+
+def _find_manifest(workload: Workload, manifests: Iterable[Manifest]) -> Manifest | None:
+    best: Manifest | None = None
+    for m in manifests:
+        if m.file == workload.file and m.line == workload.line:
+            return m
+        if best is None and same_namespace(m.namespace, workload.namespace):
+            best = m
+    return best
+
+
+def build_context(
+    manifests: Iterable[Manifest],
+    workloads: Iterable[Workload],
+    *,
+    trusted_registries: Iterable[str] = (),
+) -> Context:
+    """Index the objects once for every detector."""
+    ctx = Context(
+        manifests=list(manifests),
+        workloads=list(workloads),
+        trusted_registries=tuple(trusted_registries),
+    )
+    for m in ctx.manifests:
+        ctx._by_kind.setdefault(m.kind, []).append(m)
+        ctx._by_name.setdefault((m.kind, m.name), []).append(m)
+    for w in ctx.workloads:
+        found = w.manifest or _find_manifest(w, ctx._by_name.get((w.kind, w.name), ()))
+        if found is None:
+            continue
+        spec_path, meta_path = pod_paths(w.kind)
+        ctx.pods.append(
+            PodView(
+                workload=w,
+                manifest=found,
+                spec_path=spec_path,
+                meta_path=meta_path,
+                spec=_dig(found.body, spec_path),
+                meta=_dig(found.body, meta_path),
+            )
+        )
+    return ctx
+
+
+Detector = Callable[[Context], Iterable[Finding]]

@@ -1,0 +1,190 @@
+"""Shared by the formatters: options, plain-data views of the model, summary counts.
+
+Nothing here (or in any formatter) ever sees a secret value: the model carries
+only redacted previews and fingerprints (:func:`secretsboot.secret.fingerprint`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
+from urllib.parse import quote
+
+from secretsboot.audit.model import (
+    SCHEMA_VERSION,
+    Approach,
+    AuditResult,
+    Evidence,
+    Finding,
+    LoadError,
+    Severity,
+    Workload,
+)
+from secretsboot.audit.report import _comparison
+
+TOOL_NAME = "secretsboot"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    """Every formatter takes the same options; each uses the ones that concern it."""
+
+    width: int = 120  # table: terminal width
+    color: bool = False  # table: ANSI colours
+    details: bool = True  # markdown/html: per-finding details
+    max_rows: int = 300  # table: rows per table (0 = all); a terminal cannot show more
+
+
+def severity_label(severity: Severity | None) -> str:
+    return severity.label if severity is not None else "none"
+
+
+def status(f: Finding) -> str:
+    if f.suppressed:
+        return "suppressed"
+    if f.baseline:
+        return "baseline"
+    return "open"
+
+
+def ordered(findings: list[Finding]) -> list[Finding]:
+    """Worst first, then file, line, rule: the order people read findings in."""
+    return sorted(
+        findings,
+        key=lambda f: (
+            f.suppressed or f.baseline,
+            -int(f.severity),
+            f.evidence.file,
+            f.evidence.line,
+            f.rule_id,
+            f.evidence.object,
+            f.evidence.path,
+            f.workload,
+        ),
+    )
+
+
+def evidence_doc(e: Evidence) -> dict[str, Any]:
+    return {"object": e.object, "path": e.path, "file": e.file, "line": e.line, "detail": e.detail}
+
+
+def finding_doc(f: Finding) -> dict[str, Any]:
+    return {
+        "rule_id": f.rule_id,
+        "title": f.title,
+        "severity": f.severity.label,
+        "message": f.message,
+        "fix": f.fix,
+        "workload": f.workload or None,
+        "evidence": evidence_doc(f.evidence),
+        "fingerprint": f.fingerprint,
+        "suppressed": f.suppressed,
+        "suppression_reason": f.suppression_reason or None,
+        "suppression_kind": f.suppression_kind or None,
+        "baseline": f.baseline,
+    }
+
+
+def approach_doc(a: Approach) -> dict[str, Any]:
+    return {"id": a.id, "mode": a.mode or None, "evidence": [evidence_doc(e) for e in a.evidence]}
+
+
+def workload_doc(w: Workload, found: list[Finding]) -> dict[str, Any]:
+    """A workload and (by fingerprint) its findings ``found``."""
+    worst = _comparison.worst(found)
+    return {
+        "ref": w.ref,
+        "kind": w.kind,
+        "namespace": w.namespace,
+        "name": w.name,
+        "file": w.file,
+        "line": w.line,
+        "service_account": w.service_account,
+        "approaches": [approach_doc(a) for a in sorted(w.approaches, key=lambda a: (a.id, a.mode))],
+        "worst": worst.label if worst is not None else None,
+        "findings": [
+            {"rule_id": f.rule_id, "severity": f.severity.label, "fingerprint": f.fingerprint}
+            for f in ordered(found)
+        ],
+    }
+
+
+def error_doc(e: LoadError) -> dict[str, Any]:
+    return {"file": e.file, "doc_index": e.doc_index, "line": e.line, "reason": e.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    workloads: int
+    findings: int
+    counted: int
+    suppressed: int
+    baseline: int
+    over_threshold: int
+    by_severity: dict[str, int]  # counted findings per severity, worst first
+    errors: int
+
+    def doc(self) -> dict[str, Any]:
+        return {
+            "workloads": self.workloads,
+            "findings": self.findings,
+            "counted": self.counted,
+            "suppressed": self.suppressed,
+            "baseline": self.baseline,
+            "over_threshold": self.over_threshold,
+            "by_severity": dict(self.by_severity),
+            "errors": self.errors,
+        }
+
+
+def summary(result: AuditResult) -> Summary:
+    counted = result.counted()
+    per = Counter(f.severity for f in counted)
+    return Summary(
+        workloads=len(result.workloads),
+        findings=len(result.findings),
+        counted=len(counted),
+        suppressed=sum(1 for f in result.findings if f.suppressed),
+        baseline=sum(1 for f in result.findings if f.baseline and not f.suppressed),
+        over_threshold=len(result.over_threshold()),
+        by_severity={s.label: per.get(s, 0) for s in sorted(Severity, reverse=True)},
+        errors=len(result.errors),
+    )
+
+
+def coverage_line(result: AuditResult) -> str:
+    c = result.coverage
+    text = (
+        f"coverage: {c.files} file(s), {c.documents} document(s), {c.objects} object(s), "
+        f"{c.workloads} workload(s)"
+    )
+    skipped = sum(c.skipped.values())
+    if skipped:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(c.skipped.items()))
+        text += f"; skipped {skipped} ({reasons})"
+    if result.errors:
+        text += f"; {len(result.errors)} document(s) could not be read"
+    return text
+
+
+def relative_uri(file: str) -> str:
+    """A file as a relative, forward-slash URI reference (for SARIF artifactLocation.uri)."""
+    if not file or file == "-":
+        return "stdin"
+    if "\\" in file:
+        parts = PureWindowsPath(file).parts
+        path = PurePosixPath(*[p for p in parts if not p.endswith(("\\", ":"))])
+    else:
+        path = PurePosixPath(file)
+    if path.is_absolute():
+        # relative to the working directory when the file is under it, else rootless
+        rel = os.path.relpath(str(path)).replace(os.sep, "/")
+        path = PurePosixPath(rel) if not rel.startswith("..") else PurePosixPath(*path.parts[1:])
+    return quote(str(path), safe="/-._~")
+
+
+def schema_version() -> str:
+    return SCHEMA_VERSION

@@ -1,0 +1,152 @@
+"""``--format table``: what a person reads in a terminal (rich).
+
+Four parts: workloads (approaches and worst finding), findings (worst first, with
+the fix), the comparison matrix of the approaches found, and a coverage line.
+Each table shows at most ``RenderOptions.max_rows`` rows (default 300, the worst
+first) and says how many it left out: rich lays out ~25k rows in about a minute,
+and nobody reads them in a terminal.
+Colour only when asked (``RenderOptions(color=True)``); the text is the same.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TypeVar
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from secretsboot.audit.model import AuditResult, Severity
+from secretsboot.audit.report import _comparison
+from secretsboot.audit.report._common import (
+    RenderOptions,
+    coverage_line,
+    ordered,
+    status,
+    summary,
+)
+
+_T = TypeVar("_T")
+
+SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+VALUE_STYLE = {"yes": "green", "partial": "yellow", "no": "red", "unknown": "dim"}
+
+
+def _sev(severity: Severity | None) -> Text:
+    if severity is None:
+        return Text("-", style="green")
+    return Text(severity.label, style=SEVERITY_STYLE[severity])
+
+
+def _cap(rows: list[_T], limit: int) -> tuple[list[_T], int]:
+    if limit <= 0 or len(rows) <= limit:
+        return rows, 0
+    return rows[:limit], len(rows) - limit
+
+
+def _workloads(result: AuditResult, limit: int) -> tuple[Table, int]:
+    table = Table(title="Workloads", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("workload", overflow="fold", ratio=3, min_width=16)
+    table.add_column("file:line", overflow="fold", ratio=4, min_width=16)
+    table.add_column("service account", overflow="fold", max_width=24)
+    table.add_column("approaches", overflow="fold", ratio=3, min_width=14)
+    table.add_column("worst", no_wrap=True, min_width=8)
+    rows, hidden = _cap(_comparison.services(result), limit)
+    for row in rows:
+        w = row.workload
+        table.add_row(
+            w.ref,
+            f"{w.file}:{w.line}",
+            w.service_account,
+            ", ".join(row.approaches) or "none",
+            _sev(row.worst),
+        )
+    return table, hidden
+
+
+def _findings(result: AuditResult, limit: int) -> tuple[Table, int]:
+    table = Table(title="Findings", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("severity", no_wrap=True)
+    table.add_column("rule", no_wrap=True)
+    table.add_column("where", overflow="fold", ratio=3, min_width=16)
+    table.add_column("finding", overflow="fold", ratio=4, min_width=20)
+    table.add_column("fix", overflow="fold", ratio=3, min_width=16)
+    rows, hidden = _cap(ordered(list(result.findings)), limit)
+    for f in rows:
+        where = f"{f.evidence.file}:{f.evidence.line}\n{f.evidence.object}\n{f.evidence.path}"
+        text = f.message
+        if f.evidence.detail:
+            text += f"\n[{f.evidence.detail}]"
+        state = status(f)
+        if state != "open":
+            text += f"\n({state}{': ' + f.suppression_reason if f.suppression_reason else ''})"
+        sev = _sev(f.severity)
+        if state != "open":
+            sev.stylize("strike")
+        table.add_row(sev, f.rule_id, Text(where), Text(text), Text(f.fix))
+    return table, hidden
+
+
+def _matrix(result: AuditResult) -> Table:
+    table = Table(title="Comparison", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("approach", no_wrap=True)
+    for _, label in _comparison.PROPERTIES:
+        table.add_column(label, overflow="fold", ratio=1)
+    for approach in _comparison.approaches_in(result):
+        cells = [
+            Text(cell.text, style=VALUE_STYLE.get(cell.value, ""))
+            for cell in _comparison.cells(approach)
+        ]
+        table.add_row(approach, *cells)
+    return table
+
+
+def render(result: AuditResult, *, options: RenderOptions | None = None) -> str:
+    opts = options or RenderOptions()
+    out = io.StringIO()
+    console = Console(
+        file=out,
+        width=opts.width,
+        color_system="standard" if opts.color else None,
+        force_terminal=opts.color,
+        no_color=not opts.color,
+        highlight=False,
+        emoji=False,
+        legacy_windows=False,
+        soft_wrap=False,
+    )
+    s = summary(result)
+    counts = ", ".join(f"{n} {label}" for label, n in s.by_severity.items() if n)
+    console.print(
+        Text(
+            f"secretsboot audit: {s.workloads} workload(s), {s.counted} finding(s)"
+            + (f" ({counts})" if counts else "")
+            + f"; {s.suppressed} suppressed, {s.baseline} in baseline; "
+            f"{s.over_threshold} at or over threshold '{result.threshold.label}'"
+        )
+    )
+    more = "not shown here; --output json, sarif, markdown or html lists them all"
+    if result.workloads:
+        table, hidden = _workloads(result, opts.max_rows)
+        console.print(table)
+        if hidden:
+            console.print(Text(f"... {hidden} more workload(s) {more}"))
+    if result.findings:
+        table, hidden = _findings(result, opts.max_rows)
+        console.print(table)
+        if hidden:
+            console.print(Text(f"... {hidden} more finding(s), the least severe, {more}"))
+    if _comparison.approaches_in(result):
+        console.print(_matrix(result))
+    for e in sorted(result.errors, key=lambda e: (e.file, e.doc_index)):
+        console.print(Text(f"error: {e.file}:{e.line} (document {e.doc_index}): {e.reason}"))
+    console.print(Text(coverage_line(result)))
+    return out.getvalue()
