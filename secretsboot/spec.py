@@ -16,7 +16,7 @@ one service's part of it, ``inject`` and ``audit`` compare manifests with it.
 ...       - {name: db-password, from: "k8s://orders-db#password"}
 ... ''', "inline.yaml")
 >>> spec.services[0].secrets[0].source
-SourceRef(scheme='k8s', store='orders-db', path='', key='password', version=None)
+Ref(scheme='k8s', store='orders-db', path='', key='password', version=None)
 
 Every problem is reported as ``FILE:LINE FIELD: what is wrong; the fix``.
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -44,6 +43,19 @@ from pydantic.alias_generators import to_camel
 
 from secretsboot import _yaml
 from secretsboot.errors import SpecError, SpecErrors
+from secretsboot.refs import Ref as SourceRef  # re-exported: the spec's source type
+from secretsboot.refs import safe_file_name
+
+__all__ = [
+    "SecretSpec",
+    "ServiceSpec",
+    "SourceRef",
+    "Spec",
+    "json_schema",
+    "load_spec",
+    "load_spec_text",
+    "safe_file_name",
+]
 
 API_VERSION = "secretsboot/v1"
 KIND = "SecretsbootSpec"
@@ -79,132 +91,9 @@ def _check_dns_subdomain(value: str) -> str:
     return value
 
 
-def safe_file_name(value: str) -> str:
-    """Reject a name that could escape the output folder.
-
-    >>> safe_file_name("db-password")
-    'db-password'
-    >>> safe_file_name("../etc/passwd")
-    Traceback (most recent call last):
-    ...
-    ValueError: '../etc/passwd' could escape the output folder; use a plain file name ...
-    """
-    if (
-        "\x00" in value
-        or "/" in value
-        or "\\" in value
-        or value in {".", ".."}
-        or (value.startswith(".") and value.strip(".") == "")
-        or not _SAFE_FILE.match(value)
-    ):
-        shown = value.replace("\x00", "\\0")
-        raise ValueError(
-            f"'{shown}' could escape the output folder; use a plain file name "
-            "(letters, digits, '.', '_', '-'; no '/', '..' or NUL)"
-        )
-    return value
-
-
 DnsLabel = Annotated[str, AfterValidator(_check_dns_label)]
 DnsSubdomain = Annotated[str, AfterValidator(_check_dns_subdomain)]
 FileName = Annotated[str, AfterValidator(safe_file_name)]
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRef:
-    """A parsed source URI.
-
-    - ``keyvault://VAULT/NAME[@VERSION]``: store=VAULT, path=NAME
-    - ``vault://MOUNT/PATH#KEY``: store=MOUNT, path=PATH, key=KEY
-    - ``k8s://SECRET#KEY``: store=SECRET, key=KEY (the service's namespace)
-    """
-
-    scheme: Literal["keyvault", "vault", "k8s"]
-    store: str
-    path: str
-    key: str | None
-    version: str | None
-
-    def __str__(self) -> str:
-        if self.scheme == "keyvault":
-            tail = f"@{self.version}" if self.version else ""
-            return f"keyvault://{self.store}/{self.path}{tail}"
-        if self.scheme == "vault":
-            return f"vault://{self.store}/{self.path}#{self.key}"
-        return f"k8s://{self.store}#{self.key}"
-
-    @classmethod
-    def parse(cls, uri: str) -> SourceRef:
-        """Parse a source URI; ``ValueError`` names what is wrong and the expected form."""
-        if not isinstance(uri, str):
-            raise ValueError("a source must be a string such as keyvault://VAULT/NAME")
-        scheme, sep, rest = uri.partition("://")
-        if not sep:
-            raise ValueError(
-                f"'{uri}' is not a source URI; expected keyvault://VAULT/NAME, "
-                "vault://MOUNT/PATH#KEY or k8s://SECRET#KEY"
-            )
-        if scheme not in SCHEMES:
-            raise ValueError(f"unknown scheme '{scheme}'; expected keyvault://, vault:// or k8s://")
-        if scheme == "keyvault":
-            return cls._parse_keyvault(uri, rest)
-        if scheme == "vault":
-            return cls._parse_vault(uri, rest)
-        return cls._parse_k8s(uri, rest)
-
-    @classmethod
-    def _parse_keyvault(cls, uri: str, rest: str) -> SourceRef:
-        vault, _, name = rest.partition("/")
-        name, _, version = name.partition("@")
-        if not _KEYVAULT_NAME.match(vault):
-            raise ValueError(
-                f"'{uri}': Key Vault name '{vault}' is invalid (3-24 letters, "
-                "digits and '-', starting with a letter)"
-            )
-        if not _KEYVAULT_SECRET.match(name):
-            raise ValueError(
-                f"'{uri}': expected keyvault://VAULT/NAME[@VERSION] with a secret "
-                "name of letters, digits and '-'"
-            )
-        if version and not re.fullmatch(r"[0-9a-zA-Z]{1,64}", version):
-            raise ValueError(f"'{uri}': version '{version}' is not a Key Vault version id")
-        return cls("keyvault", vault, name, None, version or None)
-
-    @classmethod
-    def _parse_vault(cls, uri: str, rest: str) -> SourceRef:
-        body, hash_, key = rest.partition("#")
-        mount, _, path = body.partition("/")
-        if not hash_ or not key:
-            raise ValueError(
-                f"'{uri}': expected vault://MOUNT/PATH#KEY (the '#KEY' names the "
-                "field of the secret)"
-            )
-        if not mount or not path or any(part in {"", ".", ".."} for part in path.split("/")):
-            raise ValueError(
-                f"'{uri}': expected vault://MOUNT/PATH#KEY with a mount and a "
-                "path without empty, '.' or '..' segments"
-            )
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", mount) or not re.fullmatch(
-            r"[A-Za-z0-9_./-]+", path
-        ):
-            raise ValueError(
-                f"'{uri}': mount and path may hold letters, digits, '_', '.', '-' and '/'"
-            )
-        return cls("vault", mount, path, key, None)
-
-    @classmethod
-    def _parse_k8s(cls, uri: str, rest: str) -> SourceRef:
-        name, hash_, key = rest.partition("#")
-        if not hash_ or not key:
-            raise ValueError(
-                f"'{uri}': expected k8s://SECRET#KEY (the '#KEY' names the key "
-                "in the Secret's data)"
-            )
-        if not _DNS_SUBDOMAIN.match(name):
-            raise ValueError(f"'{uri}': '{name}' is not a valid Secret name")
-        if not _K8S_KEY.match(key):
-            raise ValueError(f"'{uri}': '{key}' is not a valid Secret data key")
-        return cls("k8s", name, "", key, None)
 
 
 class _Model(BaseModel):

@@ -1,6 +1,6 @@
 """The one interface every secret store implements, and the errors it may raise.
 
-A backend turns a parsed source (:class:`secretsboot.fetch._refs.Ref`) into a
+A backend turns a parsed source (:class:`secretsboot.refs.Ref`) into a
 :class:`~secretsboot.secret.SecretValue`. Whatever client it uses (our lean HTTP
 client or an official SDK), it translates that client's errors in ONE function
 into our tree, so callers never import an SDK exception type:
@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Protocol
 
-    from secretsboot.fetch._refs import Ref
+    from secretsboot.refs import Ref
     from secretsboot.secret import SecretValue
 
     class SecretStore(Protocol):

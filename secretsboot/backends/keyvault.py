@@ -20,9 +20,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from secretsboot.fetch._refs import Ref
     from secretsboot.fetch.config import AzureConfig
     from secretsboot.identity.azure import TokenSource
+    from secretsboot.refs import Ref
 
 SCOPE = "https://vault.azure.net/.default"
 API_VERSION = "7.4"

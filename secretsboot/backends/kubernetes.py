@@ -20,8 +20,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from secretsboot.fetch._refs import Ref
     from secretsboot.identity.kubernetes import ApiAccess
+    from secretsboot.refs import Ref
 
 
 def kubernetes_error(

@@ -22,8 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from secretsboot.fetch._refs import Ref
     from secretsboot.fetch.config import VaultConfig
+    from secretsboot.refs import Ref
 
     LoginRequest = Callable[[float], tuple[str, dict[str, Any]]]
 

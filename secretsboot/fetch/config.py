@@ -38,7 +38,7 @@ import re
 from collections.abc import Mapping
 
 from secretsboot.errors import BadInputError
-from secretsboot.fetch._refs import Ref, env_name, file_mode, safe_file_name
+from secretsboot.refs import Ref, env_name, file_mode, safe_file_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from secretsboot.spec import Spec
 else:
-    from secretsboot.fetch._records import NamedTuple
+    from secretsboot._records import NamedTuple
 
 API_VERSION = "secretsboot/v1"
 KIND = "FetchConfig"

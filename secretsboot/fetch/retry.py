@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
         def sleep(self, seconds: float) -> None: ...
 else:
-    from secretsboot.fetch._records import NamedTuple
+    from secretsboot._records import NamedTuple
 
 
 class _OsJitter:

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from secretsboot.backends.base import SecretStore
-    from secretsboot.fetch._refs import Ref
     from secretsboot.fetch.retry import Clock
+    from secretsboot.refs import Ref
 
 CLIENTS = ("lean", "sdk")
 MAX_THREADS = 16

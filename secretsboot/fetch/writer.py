@@ -32,7 +32,7 @@ import stat
 from collections.abc import Mapping, Sequence
 
 from secretsboot.errors import WriteError
-from secretsboot.fetch._refs import safe_file_name
+from secretsboot.refs import safe_file_name
 from secretsboot.secret import SecretValue
 
 TYPE_CHECKING = False
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from secretsboot.fetch.config import FetchConfig
 else:
-    from secretsboot.fetch._records import NamedTuple
+    from secretsboot._records import NamedTuple
 
 STAGING_PREFIX = ".secretsboot-staging-"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -16,8 +16,8 @@ from secretsboot.backends.keyvault import SdkKeyVault, keyvault_error
 from secretsboot.backends.kubernetes import kubernetes_error
 from secretsboot.backends.vault import SdkVault, vault_error
 from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
-from secretsboot.fetch._refs import Ref
 from secretsboot.fetch.config import AzureConfig, VaultAuthConfig, VaultConfig
+from secretsboot.refs import Ref
 
 KV = Ref.parse("keyvault://kv-shop/db-password")
 VREF = Ref.parse("vault://secret/shop/db#password")

@@ -8,7 +8,7 @@ import pytest
 
 from secretsboot.backends.kubernetes import extract
 from secretsboot.errors import NotFoundError
-from secretsboot.fetch._refs import Ref
+from secretsboot.refs import Ref
 from secretsboot.secret import FALLBACK_PLACEHOLDER
 
 REF = Ref.parse("k8s://orders-fallback#password")

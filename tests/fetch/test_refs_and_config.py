@@ -8,60 +8,68 @@ import pytest
 import yaml
 
 from secretsboot.errors import BadInputError
-from secretsboot.fetch._refs import Ref, safe_file_name
 from secretsboot.fetch.config import FetchConfig, resolve_config
+from secretsboot.refs import Ref, safe_file_name
 from secretsboot.spec import SourceRef, load_spec
 from secretsboot.spec import safe_file_name as spec_safe_file_name
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "drone-delivery.yaml"
 
 URIS = [
-    "keyvault://kv-dd-delivery/delivery-cosmosdb-key",
-    "keyvault://kv1/name@0123abcd",
-    "keyvault://k/name",
-    "keyvault://kv-dd/na_me",
-    "keyvault://kv-dd/name@ver-1",
-    "vault://secret/orders/db#password",
-    "vault://secret/a/../b#k",
-    "vault://secret/#k",
-    "vault://secret/a",
-    "vault://se cret/a#k",
-    "k8s://orders-db#password",
-    "k8s://Orders#password",
-    "k8s://orders#",
-    "kv://x/y",
-    "no-scheme",
+    ("keyvault://kv-dd-delivery/delivery-cosmosdb-key", True),
+    ("keyvault://kv1/name@0123abcd", True),
+    ("keyvault://k/name", False),
+    ("keyvault://kv-dd/na_me", False),
+    ("keyvault://kv-dd/name@ver-1", False),
+    ("vault://secret/orders/db#password", True),
+    ("vault://secret/a/../b#k", False),
+    ("vault://secret/#k", False),
+    ("vault://secret/a", False),
+    ("vault://se cret/a#k", False),
+    ("k8s://orders-db#password", True),
+    ("k8s://Orders#password", False),
+    ("k8s://orders#", False),
+    ("kv://x/y", False),
+    ("no-scheme", False),
 ]
 
 
-@pytest.mark.parametrize("uri", URIS)
-def test_lean_parser_agrees_with_the_spec(uri: str) -> None:
-    try:
-        expected = SourceRef.parse(uri)
-    except ValueError:
+def test_the_spec_and_the_init_path_share_one_parser() -> None:
+    # one implementation, so the spec can never accept what the init container refuses
+    assert SourceRef is Ref
+    assert spec_safe_file_name is safe_file_name
+
+
+@pytest.mark.parametrize(("uri", "valid"), URIS)
+def test_source_uris(uri: str, valid: bool) -> None:
+    if not valid:
         with pytest.raises(ValueError):
             Ref.parse(uri)
         return
-    got = Ref.parse(uri)
-    assert (got.scheme, got.store, got.path, got.key, got.version) == (
-        expected.scheme,
-        expected.store,
-        expected.path,
-        expected.key,
-        expected.version,
-    )
-    assert str(got) == str(expected)
+    assert str(Ref.parse(uri)) == uri
 
 
-@pytest.mark.parametrize("name", ["db", "a.b_c-d", "..", ".", "../x", "a/b", "x\x00", "", "a\\b"])
-def test_file_names_agree_with_the_spec(name: str) -> None:
-    try:
-        spec_safe_file_name(name)
-    except ValueError:
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("db", True),
+        ("a.b_c-d", True),
+        ("..", False),
+        (".", False),
+        ("../x", False),
+        ("a/b", False),
+        ("x\x00", False),
+        ("", False),
+        ("a\\b", False),
+        ("...", False),
+    ],
+)
+def test_file_names(name: str, valid: bool) -> None:
+    if valid:
+        assert safe_file_name(name) == name
+    else:
         with pytest.raises(ValueError):
             safe_file_name(name)
-    else:
-        assert safe_file_name(name) == name
 
 
 def _write(tmp_path: Path, text: str, name: str = "fetch.yaml") -> Path:
@@ -224,7 +232,7 @@ def test_from_spec_matches_the_example() -> None:
 
 
 def test_records_shim_behaves_like_typing_named_tuple() -> None:
-    from secretsboot.fetch._records import NamedTuple as Shim
+    from secretsboot._records import NamedTuple as Shim
 
     class Point(Shim):
         """A point."""

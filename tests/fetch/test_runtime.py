@@ -17,7 +17,7 @@ from secretsboot.errors import (
     UnavailableError,
 )
 from secretsboot.fetch import FetchConfig, env_for, fetch_secrets
-from secretsboot.fetch._refs import Ref
+from secretsboot.refs import Ref
 from secretsboot.secret import SecretValue
 
 

@@ -15,7 +15,6 @@ import pytest
 from secretsboot.backends.base import PropagationPendingError
 from secretsboot.backends.vault import LeanVault
 from secretsboot.errors import BadInputError, DeniedError, UnavailableError
-from secretsboot.fetch._refs import Ref
 from secretsboot.fetch.config import VaultAuthConfig, VaultConfig
 from secretsboot.identity.azure import (
     ManagedIdentity,
@@ -26,6 +25,7 @@ from secretsboot.identity.azure import (
 )
 from secretsboot.identity.kubernetes import api_access, kubeconfig_access
 from secretsboot.identity.vault import login_request
+from secretsboot.refs import Ref
 from secretsboot.sandbox._http import FakeApp, FakeServer, Request, Response
 
 

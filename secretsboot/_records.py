@@ -7,7 +7,7 @@ whole fetch takes a few tens. Modules of the fetch path write::
     if TYPE_CHECKING:
         from typing import NamedTuple
     else:
-        from secretsboot.fetch._records import NamedTuple
+        from secretsboot._records import NamedTuple
 
 so mypy checks them against ``typing.NamedTuple`` while the interpreter builds a
 plain :func:`collections.namedtuple` from the annotations (names only: they stay
