@@ -17,8 +17,13 @@ EXAMPLE = ROOT / "examples" / "drone-delivery.yaml"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "secretsboot", *args], capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "secretsboot", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_help_lists_every_command_group() -> None:
@@ -41,14 +46,20 @@ def test_spec_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_spec_validate_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["spec", "validate", str(EXAMPLE), "--output", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"file": str(EXAMPLE), "valid": True,
-                                                   "services": 5}
+    assert json.loads(capsys.readouterr().out) == {
+        "file": str(EXAMPLE),
+        "valid": True,
+        "services": 5,
+    }
 
 
 def test_spec_validate_bad_spec_is_exit_2_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "secretsboot.yaml"
-    bad.write_text(EXAMPLE.read_text().replace("keyvault://kv-dd-delivery/delivery-redis-key",
-                                               "kv://kv-dd-delivery/delivery-redis-key"))
+    bad.write_text(
+        EXAMPLE.read_text().replace(
+            "keyvault://kv-dd-delivery/delivery-redis-key", "kv://kv-dd-delivery/delivery-redis-key"
+        )
+    )
     result = run("spec", "validate", str(bad))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

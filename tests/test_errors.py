@@ -33,9 +33,17 @@ def test_exit_codes_are_distinct() -> None:
 
 
 def test_spec_error_names_location_and_fix() -> None:
-    err = e.SpecError("unknown scheme 'kv'", file="s.yaml", line=14,
-                      field="services[2].secrets[0].from", hint="expected keyvault://")
-    assert str(err) == "s.yaml:14 services[2].secrets[0].from: unknown scheme 'kv'; expected keyvault://"
+    err = e.SpecError(
+        "unknown scheme 'kv'",
+        file="s.yaml",
+        line=14,
+        field="services[2].secrets[0].from",
+        hint="expected keyvault://",
+    )
+    assert (
+        str(err)
+        == "s.yaml:14 services[2].secrets[0].from: unknown scheme 'kv'; expected keyvault://"
+    )
 
 
 def test_spec_errors_needs_one() -> None:
