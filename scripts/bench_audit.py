@@ -15,7 +15,9 @@ beside them) into ``--files`` files in a temp dir, then runs, one after the othe
   ``python -m venv`` + ``pip install checkov==3.3.30`` when it is absent.
 
 Wall time and peak RSS come from ``/usr/bin/time -v`` when present, else from
-``resource.getrusage(RUSAGE_CHILDREN)`` around each child. Targets: at 1,000
+``resource.getrusage(RUSAGE_CHILDREN)`` around each child. ``--stages`` also runs
+the pipeline stage by stage in one process (load, classify, detect, govern, render
+to /dev/null) and prints the time and peak RSS after each. Targets: at 1,000
 workloads at least 50x faster than Checkov with at most a tenth of its memory;
 100,000 workloads within 60 s and 1 GB.
 """
@@ -248,6 +250,51 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> Measure:
     return Measure(wall, max(usage.ru_maxrss, before) / 1024, proc.returncode, cpu)
 
 
+STAGES = """
+import os, resource, sys, time
+from secretsboot.audit import engine, policy
+from secretsboot.audit.loader import load, no_gc
+from secretsboot.audit.model import AuditResult
+from secretsboot.audit.report import render_to
+from secretsboot.audit.resolve import Index
+
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def stage(name, start):
+    print(f"  {name:<9} {time.perf_counter() - start:6.2f} s   peak RSS {peak():7.1f} MB")
+    return time.perf_counter()
+
+t = time.perf_counter()
+loaded = load([sys.argv[1]])
+t = stage("load", t)
+with no_gc():
+    index = Index(loaded.manifests)
+    workloads = engine.classify_all(index, loaded)
+    t = stage("classify", t)
+    findings = engine._detect(index, workloads)
+    t = stage("detect", t)
+    result = policy.govern(
+        AuditResult(workloads, findings, loaded.errors, loaded.coverage),
+        policy=policy.Policy(), suppressions=[], baseline=frozenset(), threshold=None,
+    )
+    t = stage("govern", t)
+    loaded.manifests = []
+    del index
+    for w in result.workloads:
+        w.manifest = None
+    with open(os.devnull, "w", encoding="utf-8") as out:
+        render_to(result, sys.argv[2], out)
+    stage("render", t)
+"""
+
+
+def stages(directory: Path, fmt: str, env: dict[str, str]) -> None:
+    """Each stage of the pipeline in one process: wall time and peak RSS after it."""
+    print(f"stages ({fmt}), in one process:")
+    subprocess.run([sys.executable, "-c", STAGES, str(directory), fmt], env=env, check=True)
+
+
 def checkov_binary(cache: Path) -> Path:
     venv = cache / f"checkov-{CHECKOV_VERSION}"
     binary = venv / "bin" / "checkov"
@@ -275,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         / "secretsboot-bench",
     )
     parser.add_argument("--keep", action="store_true", help="keep the generated manifests")
+    parser.add_argument(
+        "--stages", action="store_true", help="also time each stage (load, classify, ...)"
+    )
     args = parser.parse_args(argv)
     files = args.files or min(args.workloads, 1000)
 
@@ -304,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             f"secretsboot: {ours.wall_s:8.2f} s wall  {ours.cpu_s:8.2f} s cpu  "
             f"{ours.rss_mb:8.1f} MB peak RSS  exit {ours.code}"
         )
+        if args.stages:
+            stages(work, "json", env)
         if args.workloads >= 100_000:
             ok = ours.wall_s <= 60 and ours.rss_mb <= 1024
             print(f"target 100k in <= 60 s and <= 1024 MB: {'met' if ok else 'NOT met'}")

@@ -240,6 +240,9 @@ def parse_documents(text: str) -> list[Parsed]:
                     value = event.value
                     if not value or value[0] in special:
                         value = plain(value)
+                        # "100m", "128Mi", "0 * * * *": strings too, and they repeat
+                        if type(value) is str and len(value) <= INTERN_MAX:
+                            value = intern(value)
                     elif len(value) <= INTERN_MAX:
                         value = intern(value)  # names, images, labels repeat across objects
                 else:

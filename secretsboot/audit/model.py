@@ -162,11 +162,26 @@ class Workload:
     findings: list[Finding] = field(default_factory=list)
     # the object it was classified from (None when built by hand); not part of equality
     manifest: Manifest | None = field(default=None, compare=False, repr=False)
+    # (kind, namespace, name, ref) the ref was last built from: reports ask for it per finding
+    _ref: tuple[str, str, str, str] | None = field(
+        default=None, init=False, compare=False, repr=False
+    )
 
     @property
     def ref(self) -> str:
+        """``Kind/namespace/name``, built once (and again only if one of them changes)."""
+        cached = self._ref
+        if (
+            cached is not None
+            and cached[0] is self.kind
+            and cached[1] is self.namespace
+            and cached[2] is self.name
+        ):
+            return cached[3]
         ns = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind}/{ns}{self.name}"
+        ref = f"{self.kind}/{ns}{self.name}"
+        self._ref = (self.kind, self.namespace, self.name, ref)
+        return ref
 
     @property
     def approach_ids(self) -> list[str]:

@@ -188,6 +188,14 @@ class Index:
     def __len__(self) -> int:
         return len(self.manifests)
 
+    def by_kind(self) -> dict[str, list[Manifest]]:
+        """Every object by kind (the index's own dict: read it, do not change it)."""
+        return self._by_kind
+
+    def by_name(self) -> dict[tuple[str, str], list[Manifest]]:
+        """Every object by (kind, name) (the index's own dict: read it, do not change it)."""
+        return self._by_name
+
     # --- plain lookups ----------------------------------------------------------------------
 
     def of_kind(self, *kinds: str) -> list[Manifest]:

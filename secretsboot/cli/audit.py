@@ -47,14 +47,16 @@ def coverage_line(result: AuditResult) -> str:
     return text
 
 
-def _write(path: Path, text: str) -> None:
-    """Write atomically: a temp file beside the target, then rename."""
+def _write(path: Path, result: AuditResult, fmt: str) -> None:
+    """Write the report atomically, as it is built: a temp file beside the target, then rename."""
+    from secretsboot.audit.report import render_to
+
     try:
         directory = path.parent if str(path.parent) else Path(".")
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
+                render_to(result, fmt, fh)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -171,13 +173,13 @@ def register(app: typer.Typer) -> None:
         result = engine.run(loaded, options)
         del loaded  # the parsed objects are not needed to render
 
-        from secretsboot.audit.report import render
-
-        text = render(result, output.value)
         if out is not None:
-            _write(out, text if text.endswith("\n") else text + "\n")
+            _write(out, result, output.value)
         else:
-            typer.echo(text, nl=not text.endswith("\n"))
+            from secretsboot.audit.report import render_to
+
+            render_to(result, output.value, sys.stdout)
+            sys.stdout.flush()
         if output is ReportFormat.TABLE:
             typer.echo(coverage_line(result), err=True)
         if write_baseline is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -153,11 +154,24 @@ def pod(env_or_more: str, annotations: str = "{}") -> str:
             "{}",
             ["secretsboot-init"],
         ),
-        ("  containers: [{name: a}]", "{secretsboot.dev/service: orders}", ["secretsboot-init"]),
+        # the annotation alone is not delivery (inject writes it on csi pods too)
+        ("  containers: [{name: a}]", "{secretsboot.dev/service: orders}", []),
         (
             "  containers: [{name: secretsboot-fetch, "
             "image: 'ghcr.io/secretsboot/secretsboot:0.1.0'}]",
             "{}",
+            [],
+        ),
+        (
+            "  containers: [{name: app, image: 'ghcr.io/secretsboot/secretsboot:0.1.0', "
+            "command: [secretsboot, run, --config, /etc/secretsboot/fetch.yaml, --, app]}]",
+            "{}",
+            ["secretsboot-init"],
+        ),
+        (
+            "  containers: [{name: app, image: 'ghcr.io/secretsboot/secretsboot:0.1.0', "
+            "args: [version]}]",
+            "{secretsboot.dev/service: orders}",
             [],
         ),
     ],
@@ -166,6 +180,54 @@ def test_env_injectors_and_secretsboot_init(
     spec: str, annotations: str, expected: list[str]
 ) -> None:
     assert one(pod(spec, annotations)).approach_ids == expected
+
+
+EXAMPLE_SPEC = Path(__file__).parents[2] / "examples" / "drone-delivery.yaml"
+
+
+def _injected(service: str) -> Workload:
+    """A Deployment as `secretsboot inject` writes it for ``service`` of the example spec."""
+    from secretsboot.inject import dump_documents, inject_documents
+    from secretsboot.spec import load_spec
+
+    app = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": service, "namespace": "backend-dev"},
+        "spec": {
+            "selector": {"matchLabels": {"app": service}},
+            "template": {
+                "metadata": {"labels": {"app": service}},
+                "spec": {"containers": [{"name": "app", "image": f"{service}:1.0"}]},
+            },
+        },
+    }
+    result = inject_documents([app], load_spec(EXAMPLE_SPEC), with_config=True)
+    assert [o.ref for o in result.injected] == [f"Deployment/backend-dev/{service}"]
+    workloads = audit(dump_documents(result.documents))
+    (w,) = [w for w in workloads if w.name == service]
+    return w
+
+
+def test_csi_only_injected_workload_is_not_secretsboot_init() -> None:
+    """inject's `delivery: csi` output: a CSI volume and the service annotation, no init
+    container: the CSI driver delivers, secretsboot does not run in the pod."""
+    w = _injected("workflow")
+    pod_spec = w.manifest.body["spec"]["template"]["spec"] if w.manifest else {}
+    assert "initContainers" not in pod_spec  # the input is what the test says it is
+    assert "secretsboot.dev/service" in str(w.manifest.body if w.manifest else "")
+    assert "secretsboot-init" not in w.approach_ids
+    assert "keyvault-csi" in w.approach_ids
+    assert "workload-identity" in w.approach_ids
+
+
+def test_init_container_injected_workload_is_secretsboot_init() -> None:
+    w = _injected("delivery")
+    (approach,) = [a for a in w.approaches if a.id == "secretsboot-init"]
+    paths = [e.path for e in approach.evidence]
+    assert paths[0] == "spec.template.spec.initContainers[0].name"
+    assert 'spec.template.metadata.annotations["secretsboot.dev/service"]' in paths
+    assert approach.mode == "workload-identity"
 
 
 SPC_VOLUME = """

@@ -6,6 +6,7 @@ function over precomputed lists, with field paths already written out.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,18 +38,17 @@ class Pod:
     annotations: dict[str, Any]
     service_account: str
     kind: str = ""
+    ref: str = ""  # the manifest's Kind/namespace/name, built once for all its evidence
     containers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     volumes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     consumed: list[Consumed] = field(default_factory=list)
     envs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    @property
-    def ref(self) -> str:
-        return self.manifest.ref
-
     def at(self, path: str, detail: str = "") -> Evidence:
         """Evidence in the workload itself."""
-        return Evidence(self.ref, path, self.manifest.file, self.manifest.line, detail)
+        # paths repeat across workloads (a few dozen distinct): one string each
+        ref = self.ref or self.manifest.ref
+        return Evidence(ref, sys.intern(path), self.manifest.file, self.manifest.line, detail)
 
     def env(self) -> list[tuple[str, dict[str, Any]]]:
         """(path, env entry) for every container, init containers included."""
@@ -92,6 +92,7 @@ def pod_view(manifest: Manifest, index: Index) -> Pod | None:
         service_account=as_str(spec.get("serviceAccountName") or spec.get("serviceAccount"))
         or "default",
         kind=manifest.kind,
+        ref=manifest.ref,
     )
     for list_name in CONTAINER_LISTS:
         for i, container in enumerate(as_list(spec.get(list_name))):

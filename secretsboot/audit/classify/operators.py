@@ -10,10 +10,13 @@ Flagged::
     env: [{name: DB, value: "db-password@azurekeyvault"}]          -> akv2k8s
     env: [{name: DB, value: "arn:aws:secretsmanager:...:secret:db"}] -> secrets-init
     initContainers: [{name: secretsboot-fetch, args: [fetch, ...]}] -> secretsboot-init
+    containers: [{image: .../secretsboot/secretsboot:0.1, args: [run, --, app]}]
+                                                                   -> secretsboot-init
 
 Not flagged: a Secret nothing in the input produces (only k8s-secret-*); an
 AzureKeyVaultSecret without ``output`` (env injection only) when no env value
-names it.
+names it; the ``secretsboot.dev/service`` annotation without a container running
+secretsboot (a ``delivery: csi`` pod ``secretsboot inject`` wrote).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ SECRETS_INIT_PREFIXES = ("arn:aws:secretsmanager:", "arn:aws:ssm:", "gcp:secretm
 SECRETS_INIT_IMAGE = "doitintl/secrets-init"
 SECRETSBOOT_INIT = "secretsboot-fetch"
 SECRETSBOOT_IMAGE = "secretsboot/secretsboot"
+SECRETSBOOT_VERBS = frozenset({"fetch", "run"})
 SECRETSBOOT_ANNOTATION = "secretsboot.dev/service"
 SECRETSBOOT_VOLUME = "secretsboot-secrets"
 
@@ -81,24 +85,35 @@ def secrets_init(pod: Pod, index: Index) -> Iterator[Approach]:
         yield approach("secrets-init", ev)
 
 
+def _runs_secretsboot(container: dict[str, object]) -> bool:
+    """The secretsboot image running ``fetch`` or ``run`` (args first, or in the command)."""
+    if SECRETSBOOT_IMAGE not in as_str(container.get("image")):
+        return False
+    args = [as_str(a) for a in as_list(container.get("args"))]
+    command = [as_str(a) for a in as_list(container.get("command"))]
+    return bool(SECRETSBOOT_VERBS & {*args[:1], *command[:3]})
+
+
 def secretsboot_init(pod: Pod, index: Index) -> Iterator[Approach]:
-    """Our own init container, as ``secretsboot inject`` writes it (fetch-config contract)."""
+    """Our own runtime, as ``secretsboot inject`` writes it (fetch-config contract).
+
+    It takes a container that runs it: the ``secretsboot-fetch`` init container, or
+    any container running the secretsboot image with ``fetch``/``run``. The
+    ``secretsboot.dev/service`` annotation alone is not delivery (``inject`` also
+    writes it on a ``delivery: csi`` pod, whose secrets come from the CSI driver); it
+    is added as evidence when a container runs secretsboot.
+    """
     ev: list[Evidence] = []
     for cpath, container in pod.containers:
-        if ".initContainers[" not in cpath:
-            continue
-        args = [as_str(a) for a in as_list(container.get("args"))]
-        command = [as_str(a) for a in as_list(container.get("command"))]
-        image = as_str(container.get("image"))
-        runs_fetch = "fetch" in args[:1] or "fetch" in command[:3]
-        if as_str(container.get("name")) == SECRETSBOOT_INIT or (
-            SECRETSBOOT_IMAGE in image and runs_fetch
+        init = ".initContainers[" in cpath
+        if (init and as_str(container.get("name")) == SECRETSBOOT_INIT) or _runs_secretsboot(
+            container
         ):
             ev.append(pod.at(f"{cpath}.name"))
-    if SECRETSBOOT_ANNOTATION in pod.annotations:
-        ev.append(pod.at(key_path(pod.meta_path, "annotations", SECRETSBOOT_ANNOTATION)))
     if not ev:
         return
+    if SECRETSBOOT_ANNOTATION in pod.annotations:
+        ev.append(pod.at(key_path(pod.meta_path, "annotations", SECRETSBOOT_ANNOTATION)))
     if truthy(pod.labels.get("azure.workload.identity/use")):
         mode = "workload-identity"
     elif pod.labels.get("aadpodidbinding"):

@@ -9,6 +9,7 @@ depend on the index's shape.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,6 +23,7 @@ from secretsboot.audit.model import (
     Workload,
     format_path,
 )
+from secretsboot.audit.resolve import Index
 from secretsboot.secret import fingerprint
 
 WORKLOAD_KINDS = frozenset(
@@ -87,11 +89,14 @@ def redact(value: str) -> str:
     return f"{preview}… {fingerprint(value)}"
 
 
-def evidence_at(manifest: Manifest, path: FieldPath, detail: str = "") -> Evidence:
-    """Evidence pointing at ``path`` inside ``manifest`` (file and line of that field)."""
+def evidence_at(
+    manifest: Manifest, path: FieldPath, detail: str = "", *, ref: str | None = None
+) -> Evidence:
+    """Evidence pointing at ``path`` inside ``manifest`` (file and line of that field);
+    ``ref``: ``manifest.ref`` when the caller holds it (one string shared by its findings)."""
     return Evidence(
-        object=manifest.ref,
-        path=format_path(path),
+        object=manifest.ref if ref is None else ref,
+        path=sys.intern(format_path(path)),  # a few dozen paths, 100,000s of findings
         file=manifest.file,
         line=manifest.line_of(path),
         detail=detail,
@@ -140,10 +145,7 @@ class PodView:
     meta_path: FieldPath  # path of the pod (template) metadata
     spec: dict[str, Any]
     meta: dict[str, Any]
-
-    @property
-    def ref(self) -> str:
-        return self.manifest.ref
+    ref: str  # the manifest's Kind/namespace/name, built once: every finding shares it
 
     @property
     def labels(self) -> dict[str, Any]:
@@ -174,7 +176,7 @@ class PodView:
                 yield (*self.spec_path, "volumes", i), body
 
     def at(self, path: FieldPath, detail: str = "") -> Evidence:
-        return evidence_at(self.manifest, path, detail)
+        return evidence_at(self.manifest, path, detail, ref=self.ref)
 
 
 def pod_paths(kind: str) -> tuple[FieldPath, FieldPath]:
@@ -237,20 +239,29 @@ def _find_manifest(workload: Workload, manifests: Iterable[Manifest]) -> Manifes
 
 
 def build_context(
-    manifests: Iterable[Manifest],
+    manifests: Iterable[Manifest] | Index,
     workloads: Iterable[Workload],
     *,
     trusted_registries: Iterable[str] = (),
 ) -> Context:
-    """Index the objects once for every detector."""
-    ctx = Context(
-        manifests=list(manifests),
-        workloads=list(workloads),
-        trusted_registries=tuple(trusted_registries),
-    )
-    for m in ctx.manifests:
-        ctx._by_kind.setdefault(m.kind, []).append(m)
-        ctx._by_name.setdefault((m.kind, m.name), []).append(m)
+    """Index the objects once for every detector (reusing the resolver's, when given one)."""
+    if isinstance(manifests, Index):
+        ctx = Context(
+            manifests=manifests.manifests,
+            workloads=list(workloads),
+            trusted_registries=tuple(trusted_registries),
+            _by_kind=manifests.by_kind(),
+            _by_name=manifests.by_name(),
+        )
+    else:
+        ctx = Context(
+            manifests=list(manifests),
+            workloads=list(workloads),
+            trusted_registries=tuple(trusted_registries),
+        )
+        for m in ctx.manifests:
+            ctx._by_kind.setdefault(m.kind, []).append(m)
+            ctx._by_name.setdefault((m.kind, m.name), []).append(m)
     for w in ctx.workloads:
         found = w.manifest or _find_manifest(w, ctx._by_name.get((w.kind, w.name), ()))
         if found is None:
@@ -264,6 +275,9 @@ def build_context(
                 meta_path=meta_path,
                 spec=_dig(found.body, spec_path),
                 meta=_dig(found.body, meta_path),
+                # the workload's own string when it names the same object: its findings
+                # share it rather than holding a copy each
+                ref=w.ref if found is w.manifest else found.ref,
             )
         )
     return ctx

@@ -35,9 +35,11 @@ An approach id not in the table (a newer classifier label) is shown as ``unknown
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from secretsboot.audit.model import AuditResult, Finding, Severity, Workload
+from secretsboot.audit.report._stream import Stream
 
 PROPERTIES: tuple[tuple[str, str], ...] = (
     ("central_control", "central control"),
@@ -162,11 +164,6 @@ def findings_by_workload(result: AuditResult) -> dict[str, list[Finding]]:
     return out
 
 
-def findings_of(result: AuditResult, workload: Workload) -> list[Finding]:
-    """One workload's findings (for many workloads use :func:`findings_by_workload`)."""
-    return findings_by_workload(result).get(workload.ref, [])
-
-
 def worst(findings: list[Finding]) -> Severity | None:
     active = [f.severity for f in findings if not f.suppressed and not f.baseline]
     return max(active) if active else None
@@ -192,17 +189,37 @@ class ServiceRow:
     findings: list[Finding]
 
 
-def services(result: AuditResult) -> list[ServiceRow]:
-    rows = []
-    by_ref = findings_by_workload(result)
+def iter_services(
+    result: AuditResult, by_ref: dict[str, list[Finding]] | None = None
+) -> Iterator[ServiceRow]:
+    """One row per workload, sorted by namespace and name, built as it is read."""
+    if by_ref is None:
+        by_ref = findings_by_workload(result)
     for w in sorted(result.workloads, key=lambda w: (w.namespace, w.name, w.kind, w.file)):
         found = by_ref.get(w.ref, [])
-        rows.append(ServiceRow(w, w.approach_ids, worst(found), found))
-    return rows
+        yield ServiceRow(w, w.approach_ids, worst(found), found)
 
 
-def comparison_document(result: AuditResult) -> dict[str, object]:
-    """The comparison as plain data (the ``comparison`` member of the JSON report)."""
+def services(result: AuditResult) -> list[ServiceRow]:
+    return list(iter_services(result))
+
+
+def comparison_document(
+    result: AuditResult,
+    *,
+    by_ref: dict[str, list[Finding]] | None = None,
+    stream: bool = False,
+) -> dict[str, object]:
+    """The comparison as plain data (the ``comparison`` member of the JSON report);
+    ``stream``: its ``services`` as a :class:`~secretsboot.audit.report._stream.Stream`."""
+    rows = (
+        {
+            "workload": row.workload.ref,
+            "approaches": row.approaches,
+            "worst": row.worst.label if row.worst is not None else None,
+        }
+        for row in iter_services(result, by_ref)
+    )
     return {
         "properties": [key for key, _ in PROPERTIES],
         "approaches": [
@@ -215,12 +232,5 @@ def comparison_document(result: AuditResult) -> dict[str, object]:
             }
             for approach in approaches_in(result)
         ],
-        "services": [
-            {
-                "workload": row.workload.ref,
-                "approaches": row.approaches,
-                "worst": row.worst.label if row.worst is not None else None,
-            }
-            for row in services(result)
-        ],
+        "services": Stream(rows) if stream else list(rows),
     }

@@ -11,12 +11,14 @@ for a suppressions file). Baselined findings carry ``baselineState: unchanged``.
 
 from __future__ import annotations
 
+import io
 import json
-from typing import Any
+from typing import Any, TextIO
 
 from secretsboot.audit.findings import RULES, Rule
 from secretsboot.audit.model import AuditResult, Finding, Severity
 from secretsboot.audit.report._common import TOOL_NAME, RenderOptions, ordered, relative_uri
+from secretsboot.audit.report._stream import Stream, write_json
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 FINGERPRINT_KEY = "secretsboot/v1"
@@ -55,8 +57,11 @@ def rule_descriptor(rule: Rule) -> dict[str, Any]:
     }
 
 
-def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
-    physical: dict[str, Any] = {"artifactLocation": {"uri": relative_uri(f.evidence.file)}}
+def _result(f: Finding, index: dict[str, int], uris: dict[str, str]) -> dict[str, Any]:
+    uri = uris.get(f.evidence.file)
+    if uri is None:  # one relpath per file, not per result
+        uri = uris[f.evidence.file] = relative_uri(f.evidence.file)
+    physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
     if f.evidence.line > 0:
         physical["region"] = {"startLine": f.evidence.line}
     text = f.message
@@ -99,9 +104,11 @@ def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
     return out
 
 
-def document(result: AuditResult) -> dict[str, Any]:
+def streamed(result: AuditResult) -> dict[str, Any]:
+    """The SARIF log as plain data, its ``results`` a :class:`Stream` built as it is written."""
     rule_ids = sorted(RULES)
     index = {rid: i for i, rid in enumerate(rule_ids)}
+    uris: dict[str, str] = {}
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -116,11 +123,24 @@ def document(result: AuditResult) -> dict[str, Any]:
                     }
                 },
                 "columnKind": "unicodeCodePoints",
-                "results": [_result(f, index) for f in ordered(list(result.findings))],
+                "results": Stream(_result(f, index, uris) for f in ordered(list(result.findings))),
             }
         ],
     }
 
 
+def document(result: AuditResult) -> dict[str, Any]:
+    """The SARIF log as plain data, whole in memory (what :func:`render` writes)."""
+    doc: dict[str, Any] = json.loads(render(result))
+    return doc
+
+
+def write(result: AuditResult, stream: TextIO, *, options: RenderOptions | None = None) -> None:
+    """Write the SARIF log to ``stream`` as it is built: one result per line, compact."""
+    write_json(streamed(result), stream)
+
+
 def render(result: AuditResult, *, options: RenderOptions | None = None) -> str:
-    return json.dumps(document(result), indent=2, ensure_ascii=False) + "\n"
+    buf = io.StringIO()
+    write(result, buf, options=options)
+    return buf.getvalue()
