@@ -19,12 +19,12 @@ else:
     from secretsboot._records import NamedTuple
 
 SCHEMES = ("keyvault", "vault", "k8s")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_KEYVAULT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
-_KEYVAULT_SECRET = re.compile(r"^[A-Za-z0-9-]{1,127}$")
-_SAFE_FILE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
-_K8S_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+KEYVAULT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
+KEYVAULT_SECRET = re.compile(r"^[A-Za-z0-9-]{1,127}$")
+SAFE_FILE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+K8S_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MODE = re.compile(r"^0?[0-7]{3}$")
 
 
@@ -36,7 +36,7 @@ def safe_file_name(value: str) -> str:
         or "/" in value
         or "\\" in value
         or value.strip(".") == ""
-        or not _SAFE_FILE.match(value)
+        or not SAFE_FILE.match(value)
     ):
         shown = str(value).replace("\x00", "\\0")
         raise ValueError(
@@ -47,7 +47,7 @@ def safe_file_name(value: str) -> str:
 
 
 def env_name(value: str) -> str:
-    if not _ENV_NAME.match(value):
+    if not ENV_NAME.match(value):
         raise ValueError(f"'{value}' is not an environment variable name")
     return value
 
@@ -99,12 +99,12 @@ class Ref(NamedTuple):
     def _keyvault(cls, uri: str, rest: str) -> Ref:
         vault, _, name = rest.partition("/")
         name, _, version = name.partition("@")
-        if not _KEYVAULT_NAME.match(vault):
+        if not KEYVAULT_NAME.match(vault):
             raise ValueError(
                 f"'{uri}': Key Vault name '{vault}' is invalid; expected keyvault://VAULT/NAME "
                 "with a vault name of 3-24 letters, digits and '-', starting with a letter"
             )
-        if not _KEYVAULT_SECRET.match(name):
+        if not KEYVAULT_SECRET.match(name):
             raise ValueError(
                 f"'{uri}': expected keyvault://VAULT/NAME[@VERSION] with a secret name of "
                 "letters, digits and '-'"
@@ -143,8 +143,8 @@ class Ref(NamedTuple):
                 f"'{uri}': expected k8s://SECRET#KEY (the '#KEY' names the key in the "
                 "Secret's data)"
             )
-        if not _DNS_SUBDOMAIN.match(name):
+        if not DNS_SUBDOMAIN.match(name):
             raise ValueError(f"'{uri}': '{name}' is not a valid Secret name")
-        if not _K8S_KEY.match(key):
+        if not K8S_KEY.match(key):
             raise ValueError(f"'{uri}': '{key}' is not a valid Secret data key")
         return cls("k8s", name, "", key, None)

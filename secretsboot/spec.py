@@ -43,8 +43,13 @@ from pydantic.alias_generators import to_camel
 
 from secretsboot import _yaml
 from secretsboot.errors import SpecError, SpecErrors
+from secretsboot.refs import (
+    DNS_SUBDOMAIN,
+    ENV_NAME,
+    KEYVAULT_NAME,
+    safe_file_name,
+)
 from secretsboot.refs import Ref as SourceRef  # re-exported: the spec's source type
-from secretsboot.refs import safe_file_name
 
 __all__ = [
     "SecretSpec",
@@ -59,18 +64,11 @@ __all__ = [
 
 API_VERSION = "secretsboot/v1"
 KIND = "SecretsbootSpec"
-SCHEMES = ("keyvault", "vault", "k8s")
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 MAX_FEDERATED_CREDENTIALS = 20  # per user-assigned identity, an Azure limit
 
-# DNS-1123 label (namespaces, service names) and subdomain (Secret, ServiceAccount names).
+# DNS-1123 label (namespaces, service names); the rest are shared with the init path.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_KEYVAULT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
-_KEYVAULT_SECRET = re.compile(r"^[A-Za-z0-9-]{1,127}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SAFE_FILE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
-_K8S_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -84,7 +82,7 @@ def _check_dns_label(value: str) -> str:
 
 
 def _check_dns_subdomain(value: str) -> str:
-    if not _DNS_SUBDOMAIN.match(value):
+    if not DNS_SUBDOMAIN.match(value):
         raise ValueError(
             f"'{value}' is not a valid Kubernetes name; use lower-case letters, digits, '-' and '.'"
         )
@@ -112,7 +110,7 @@ class KeyVaultMode(StrEnum):
 
 
 class KeyVaultSpec(_Model):
-    name: str = Field(pattern=_KEYVAULT_NAME.pattern)
+    name: str = Field(pattern=KEYVAULT_NAME.pattern)
     mode: KeyVaultMode = KeyVaultMode.RBAC
     resource_group: str | None = None
     url: str | None = Field(
@@ -218,7 +216,7 @@ class SecretSpec(_Model):
     fallback: list[str] = Field(default_factory=list)
     file: FileName | None = None
     mode: str = Field(default="0400", pattern=r"^0?[0-7]{3}$")
-    env: str | None = Field(default=None, pattern=_ENV_NAME.pattern)
+    env: str | None = Field(default=None, pattern=ENV_NAME.pattern)
 
     @field_validator("from_")
     @classmethod
