@@ -44,7 +44,10 @@ if TYPE_CHECKING:
         def close(self) -> None: ...
 
 
+# The real IMDS address, used only inside Azure when AZURE_POD_IDENTITY_AUTHORITY_HOST is
+# unset; tests always set that variable (and tests/conftest.py refuses non-loopback).
 IMDS_DEFAULT = "http://169.254.169.254"
+DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
@@ -121,6 +124,20 @@ def token_subject(token: str) -> str | None:
         return None
 
 
+def _entra_settings(
+    env: Mapping[str, str],
+    tenant_id: str | None,
+    client_id: str | None,
+    authority_host: str | None,
+) -> tuple[str | None, str | None, str]:
+    """Tenant, client id and authority: the explicit values, else the AZURE_* variables."""
+    return (
+        tenant_id or env.get("AZURE_TENANT_ID"),
+        client_id or env.get("AZURE_CLIENT_ID"),
+        authority_host or env.get("AZURE_AUTHORITY_HOST") or DEFAULT_AUTHORITY,
+    )
+
+
 class WorkloadIdentity(_Cached):
     """The webhook's four variables -> a token (a client-assertion exchange)."""
 
@@ -149,8 +166,7 @@ class WorkloadIdentity(_Cached):
         authority_host: str | None = None,
         ca_file: str | None = None,
     ) -> WorkloadIdentity:
-        tenant = tenant_id or env.get("AZURE_TENANT_ID")
-        client = client_id or env.get("AZURE_CLIENT_ID")
+        tenant, client, authority = _entra_settings(env, tenant_id, client_id, authority_host)
         token_file = env.get("AZURE_FEDERATED_TOKEN_FILE")
         missing = [
             n
@@ -167,9 +183,6 @@ class WorkloadIdentity(_Cached):
                 hint="label the POD (not the service account) azure.workload.identity/use: "
                 "'true' and annotate its service account azure.workload.identity/client-id",
             )
-        authority = (
-            authority_host or env.get("AZURE_AUTHORITY_HOST") or "https://login.microsoftonline.com"
-        )
         assert tenant and client and token_file  # noqa: S101 - narrowed above
         return cls(tenant, client, token_file, authority, ca_file)
 
@@ -237,17 +250,13 @@ class ServicePrincipal(_Cached):
         authority_host: str | None = None,
         ca_file: str | None = None,
     ) -> ServicePrincipal:
-        tenant = tenant_id or env.get("AZURE_TENANT_ID")
-        client = client_id or env.get("AZURE_CLIENT_ID")
+        tenant, client, authority = _entra_settings(env, tenant_id, client_id, authority_host)
         secret = env.get("AZURE_CLIENT_SECRET")
         if not (tenant and client and secret):
             raise BadInputError(
                 "service principal needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
                 hint="mount them from a Kubernetes Secret (or use workload identity)",
             )
-        authority = (
-            authority_host or env.get("AZURE_AUTHORITY_HOST") or "https://login.microsoftonline.com"
-        )
         return cls(tenant, client, secret, authority, ca_file)
 
     def describe(self) -> str:
