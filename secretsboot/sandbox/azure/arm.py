@@ -272,6 +272,21 @@ class ArmApp(FakeApp):
             "properties": {"provisioningState": "Succeeded"},
         }
 
+    def _list_in_group(
+        self, req: Request, oid: str, path: str, rg: str | None, action: str, resources: Any
+    ) -> Response:
+        """GET on a collection: every resource of the subscription, or of one group."""
+        if req.method != "GET":
+            return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+        self._authorize(oid, action + "read", path)
+        with self.state.lock:
+            items = [
+                r.arm_body()
+                for r in resources.values()
+                if rg is None or r.resource_group.lower() == rg.lower()
+            ]
+        return Response(200, {"value": items})
+
     # ---- managed identities ------------------------------------------------------
 
     def _identities(
@@ -279,16 +294,7 @@ class ArmApp(FakeApp):
     ) -> Response:
         action = _MI + "/"
         if not names:
-            if req.method != "GET":
-                return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
-            self._authorize(oid, action + "read", path)
-            with self.state.lock:
-                items = [
-                    i.arm_body()
-                    for i in self.state.identities.values()
-                    if rg is None or i.resource_group.lower() == rg.lower()
-                ]
-            return Response(200, {"value": items})
+            return self._list_in_group(req, oid, path, rg, action, self.state.identities)
         if rg is None:
             return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
         name = names[0]
@@ -540,16 +546,7 @@ class ArmApp(FakeApp):
     ) -> Response:
         action = _KV + "/"
         if not names:
-            if req.method != "GET":
-                return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
-            self._authorize(oid, action + "read", path)
-            with self.state.lock:
-                items = [
-                    v.arm_body()
-                    for v in self.state.vaults.values()
-                    if rg is None or v.resource_group.lower() == rg.lower()
-                ]
-            return Response(200, {"value": items})
+            return self._list_in_group(req, oid, path, rg, action, self.state.vaults)
         if rg is None:
             return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
         name = names[0]
