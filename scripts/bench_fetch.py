@@ -144,7 +144,7 @@ def setup_vault(sb: Any, work: Path, n: int) -> tuple[dict[str, str], Path, Path
         "secrets": [{"name": f"{n}.env", "from": f"vault://secret/orders/{n}#password"}
                     for n in names],
     }  # fmt: skip
-    from secretsboot.fetch.config import FetchConfig
+    from secretsboot.contract import FetchConfig
 
     cfg_yaml = work / "fetch.yaml"
     cfg_yaml.write_text(FetchConfig.from_dict(config, "bench").to_yaml())
@@ -220,7 +220,7 @@ def setup_keyvault(sb: Any, work: Path, n: int) -> tuple[dict[str, str], Path, s
                   "keyVaults": {"kv-bench": url}},
         "secrets": [{"name": n, "from": f"keyvault://kv-bench/{n}"} for n in names],
     }  # fmt: skip
-    from secretsboot.fetch.config import FetchConfig
+    from secretsboot.contract import FetchConfig
 
     cfg = work / "fetch-kv.yaml"
     cfg.write_text(FetchConfig.from_dict(config, "bench").to_yaml())
@@ -324,7 +324,7 @@ def main() -> int:
     parser.add_argument("--skip-keyvault", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from secretsboot.fetch.config import FetchConfig
+    from secretsboot.contract import FetchConfig
     from secretsboot.sandbox import Sandbox
 
     work = Path(tempfile.mkdtemp(prefix="secretsboot-bench-"))

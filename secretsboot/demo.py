@@ -365,7 +365,7 @@ class Demo:
         ns = svc.resolved_namespace(self.spec)
         path = pod / "config" / "fetch.yaml"
         if svc.delivery is Delivery.CSI:
-            from secretsboot.fetch.config import FetchConfig
+            from secretsboot.contract import FetchConfig
 
             assert self.sandbox_spec is not None  # noqa: S101
             text = FetchConfig.from_spec(self.sandbox_spec, svc.name).to_yaml()

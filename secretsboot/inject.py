@@ -575,7 +575,7 @@ def _walk(
 
 def config_map(spec: Spec, service: str) -> dict[str, Any]:
     """The ConfigMap ``secretsboot-<service>`` holding the service's ``fetch.yaml``."""
-    from secretsboot.fetch.config import FetchConfig
+    from secretsboot.contract import FetchConfig
 
     svc = spec.service(service)
     return {

@@ -20,7 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from secretsboot.fetch.config import AzureConfig
+    from secretsboot.contract import AzureConfig
     from secretsboot.identity.azure import TokenSource
     from secretsboot.refs import Ref
 

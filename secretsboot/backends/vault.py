@@ -22,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from secretsboot.fetch.config import VaultConfig
+    from secretsboot.contract import VaultConfig
     from secretsboot.refs import Ref
 
     LoginRequest = Callable[[float], tuple[str, dict[str, Any]]]

@@ -11,7 +11,7 @@ The CLI (``secretsboot fetch`` / ``secretsboot run``) is a thin layer over these
 
 from __future__ import annotations
 
-from secretsboot.fetch.config import FetchConfig, SecretEntry, resolve_config
+from secretsboot.contract import FetchConfig, SecretEntry, resolve_config
 from secretsboot.fetch.runtime import env_for, fetch_secrets
 from secretsboot.fetch.writer import OutputFile, write_atomic, write_secrets
 

@@ -39,7 +39,7 @@ def do_fetch(
     quiet: bool = False,
 ) -> None:
     """Fetch every secret and write them atomically under ``out``."""
-    from secretsboot.fetch.config import resolve_config
+    from secretsboot.contract import resolve_config
     from secretsboot.fetch.runtime import fetch_secrets
     from secretsboot.fetch.writer import write_secrets
 
@@ -75,7 +75,7 @@ def do_run(
     verbose: bool = False,
 ) -> None:
     """Fetch every secret into the environment and replace this process with ``command``."""
-    from secretsboot.fetch.config import resolve_config
+    from secretsboot.contract import resolve_config
     from secretsboot.fetch.runtime import env_for, fetch_secrets
 
     if not command:

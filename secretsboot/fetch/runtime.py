@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 from secretsboot.backends.base import PropagationPendingError
+from secretsboot.contract import FetchConfig, SecretEntry
 from secretsboot.errors import (
     BadInputError,
     DeniedError,
@@ -27,7 +28,6 @@ from secretsboot.errors import (
     SecretsbootError,
     UnavailableError,
 )
-from secretsboot.fetch.config import FetchConfig, SecretEntry
 from secretsboot.fetch.retry import Aborted, RetryPolicy, SystemClock, retry_call
 from secretsboot.secret import SecretValue
 
@@ -108,7 +108,7 @@ class Stores:
 
     def _build(self, scheme: str) -> SecretStore:
         if scheme == "keyvault":
-            from secretsboot.fetch.config import AzureConfig
+            from secretsboot.contract import AzureConfig
 
             azure_cfg = self.config.azure or AzureConfig()
             tokens = self._azure_tokens()

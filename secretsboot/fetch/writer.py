@@ -39,7 +39,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NamedTuple
 
-    from secretsboot.fetch.config import FetchConfig
+    from secretsboot.contract import FetchConfig
 else:
     from secretsboot._records import NamedTuple
 

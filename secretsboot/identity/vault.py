@@ -11,7 +11,7 @@ builds, so the two cannot drift apart:
   resource>, "subscription_id", "resource_group_name", "vm_name"|"vmss_name"|"resource_id"}``
   (on AKS the node is a scale set: ``vmssName``).
 
->>> from secretsboot.fetch.config import VaultAuthConfig
+>>> from secretsboot.contract import VaultAuthConfig
 >>> login_request(VaultAuthConfig(method="kubernetes", role="orders"), lambda: "JWT", None)[0]
 'auth/kubernetes/login'
 """
@@ -26,7 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from secretsboot.fetch.config import VaultAuthConfig
+    from secretsboot.contract import VaultAuthConfig
     from secretsboot.identity.azure import TokenSource
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from secretsboot.contract import FetchConfig
 from secretsboot.provision.model import (
     ANY_VALUE,
     AZURE_MANAGED_BY_TAG,
@@ -674,50 +675,9 @@ def _csi_objects(objects: list[tuple[str, str, str | None]]) -> str:
 
 
 def fetch_config_yaml(spec: Spec, svc: ServiceSpec) -> str:
-    """The service's ``fetch.yaml`` (the fetch engineer's FetchConfig when available)."""
-    try:
-        from secretsboot.fetch.config import FetchConfig
-    except ImportError:
-        return _fetch_config_fallback(spec, svc)
+    """The service's ``fetch.yaml``: the FetchConfig contract rendered from the spec."""
     text: str = FetchConfig.from_spec(spec, svc.name).to_yaml()
-    return text
 
-
-def _fetch_config_fallback(spec: Spec, svc: ServiceSpec) -> str:
-    import yaml
-
-    refs = [r for s in svc.secrets for r in s.sources]
-    doc: dict[str, Any] = {
-        "apiVersion": "secretsboot/v1",
-        "kind": "FetchConfig",
-        "service": svc.name,
-        "namespace": svc.resolved_namespace(spec),
-        "serviceAccount": svc.service_account_name,
-        "identity": svc.identity.value,
-        "fallbackOnDenied": svc.fallback_on_denied,
-    }
-    if spec.azure is not None and any(r.scheme == "keyvault" for r in refs):
-        vaults = sorted({r.store for r in refs if r.scheme == "keyvault"})
-        kvs = {v: kv.vault_url for v in vaults if (kv := spec.azure.key_vault(v)) is not None}
-        doc["azure"] = {
-            "tenantId": spec.azure.tenant_id,
-            "authorityHost": spec.azure.authority_host,
-            "keyVaults": kvs,
-        }
-    if spec.vault is not None and any(r.scheme == "vault" for r in refs):
-        method = svc.vault_auth.value
-        auth_cfg = getattr(spec.vault.auth, method)
-        vault_doc: dict[str, Any] = {
-            "address": spec.vault.address,
-            "kvVersion": spec.vault.kv_version,
-            "auth": {"method": method, "mount": auth_cfg.mount, "role": vault_role_name(svc.name)},
-        }
-        if spec.vault.ca_cert:
-            vault_doc["caCert"] = spec.vault.ca_cert
-        doc["vault"] = vault_doc
-    doc["secrets"] = [s.model_dump(by_alias=True, exclude_defaults=True) for s in svc.secrets]
-    doc["output"] = {"dotenv": None, "json": None}
-    text: str = yaml.safe_dump(doc, sort_keys=False)
     return text
 
 

@@ -15,8 +15,8 @@ from secretsboot.backends.base import PropagationPendingError
 from secretsboot.backends.keyvault import SdkKeyVault, keyvault_error
 from secretsboot.backends.kubernetes import kubernetes_error
 from secretsboot.backends.vault import SdkVault, vault_error
+from secretsboot.contract import AzureConfig, VaultAuthConfig, VaultConfig
 from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
-from secretsboot.fetch.config import AzureConfig, VaultAuthConfig, VaultConfig
 from secretsboot.refs import Ref
 
 KV = Ref.parse("keyvault://kv-shop/db-password")

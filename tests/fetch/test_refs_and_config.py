@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from secretsboot.contract import FetchConfig, resolve_config
 from secretsboot.errors import BadInputError
-from secretsboot.fetch.config import FetchConfig, resolve_config
 from secretsboot.refs import Ref, safe_file_name
 from secretsboot.spec import SourceRef, load_spec
 from secretsboot.spec import safe_file_name as spec_safe_file_name

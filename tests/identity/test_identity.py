@@ -14,8 +14,8 @@ import pytest
 
 from secretsboot.backends.base import PropagationPendingError
 from secretsboot.backends.vault import LeanVault
+from secretsboot.contract import VaultAuthConfig, VaultConfig
 from secretsboot.errors import BadInputError, DeniedError, UnavailableError
-from secretsboot.fetch.config import VaultAuthConfig, VaultConfig
 from secretsboot.identity.azure import (
     ManagedIdentity,
     ServicePrincipal,

@@ -667,7 +667,7 @@ def test_migration_from_pod_identity_keeps_the_old_label_and_says_so(spec: Spec)
 
 
 def test_vault_jwt_services_get_a_token_with_vaults_audience() -> None:
-    from secretsboot.fetch.config import VAULT_JWT_TOKEN_PATH, FetchConfig
+    from secretsboot.contract import VAULT_JWT_TOKEN_PATH, FetchConfig
     from secretsboot.spec import load_spec_text
 
     text = (

@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from secretsboot.fetch.config import FetchConfig
+from secretsboot.contract import FetchConfig
 from secretsboot.inject import DEFAULT_IMAGE, FETCH_ARGS, WORKLOAD_KINDS, inject_documents
 from secretsboot.spec import load_spec_text
 
