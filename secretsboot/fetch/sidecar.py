@@ -1,0 +1,207 @@
+"""``fetch --refresh`` and ``run --refresh``: the refresh loop as a process.
+
+:func:`fetch_refreshing` writes the first set, then keeps it fresh until SIGTERM or
+SIGINT (exit 0 within a second, Vault tokens revoked). :func:`run_refreshing` starts
+the app as a child with the values in its environment and restarts it when they
+change (see :mod:`secretsboot.fetch.notify` for why a restart and not a signal); it
+exits with the child's status. Both serve the probes of
+:mod:`secretsboot.fetch.health` when given a port; the probe server starts before
+the first fetch, so ``/readyz`` answers 503 until the first set is written.
+
+>>> fetch_refreshing(config, out="/var/run/secrets/secretsboot",
+...                  refresh=RefreshFlags(interval="5m"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+
+from secretsboot.fetch.health import HealthState
+from secretsboot.fetch.refresh import Options, Refresher, parse_interval
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+
+    from secretsboot.contract import FetchConfig
+    from secretsboot.secret import SecretValue
+else:
+    from secretsboot._records import NamedTuple
+
+
+class RefreshFlags(NamedTuple):
+    """The refresh flags of ``fetch``/``run``, as the command line gives them."""
+
+    interval: str
+    remove_deleted: bool = False
+    health_port: int | None = None
+    health_host: str = "127.0.0.1"
+    stale_after: str | None = None
+    notify_signal: str | None = None
+    notify_pid_file: str | None = None
+    notify_process: str | None = None
+    notify_exec: str | None = None
+
+    def options(self, client: str, timeout: float) -> Options:
+        stale = parse_interval(self.stale_after) if self.stale_after else None
+        return Options(
+            interval=parse_interval(self.interval),
+            timeout=min(timeout, 30.0),
+            remove_deleted=self.remove_deleted,
+            stale_after=stale,
+            client=client,
+        )
+
+
+def _log(message: str) -> None:
+    print(f"secretsboot: {message}", file=sys.stderr, flush=True)
+
+
+def _on_signals(signals: Sequence[int], handler: Callable[[int], None]) -> None:
+    for sig in signals:
+        signal.signal(sig, lambda num, _frame: handler(num))
+
+
+def _serve_health(flags: RefreshFlags, health: HealthState) -> Callable[[], None]:
+    if flags.health_port is None:
+        return lambda: None
+    from secretsboot.errors import BadInputError
+    from secretsboot.fetch.health import serve
+
+    try:
+        server = serve(health, flags.health_port, flags.health_host)
+    except OSError as exc:
+        raise BadInputError(
+            f"--health-port {flags.health_port}: cannot listen ({exc.strerror})",
+            hint="choose a free port",
+        ) from None
+    return server.shutdown
+
+
+def _first_set(
+    refresher: Refresher, timeout: float, propagation_window: float, verbose: bool
+) -> int:
+    try:
+        return refresher.start(
+            timeout=timeout, propagation_window=propagation_window, verbose=verbose
+        )
+    except BaseException:
+        refresher.close()  # revoke what the failed start obtained
+        raise
+
+
+def fetch_refreshing(
+    config: FetchConfig,
+    *,
+    out: str,
+    refresh: RefreshFlags,
+    timeout: float = 60.0,
+    propagation_window: float = 30.0,
+    owner: int | None = None,
+    group: int | None = None,
+    client: str = "lean",
+    verbose: bool = False,
+    quiet: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Write the first set under ``out``, then refresh it until SIGTERM; return 0."""
+    from secretsboot.fetch.notify import notifiers
+    from secretsboot.fetch.writer import write_secrets
+
+    options = refresh.options(client, timeout)
+    told = notifiers(
+        out_dir=out,
+        log=_log,
+        signal_name=refresh.notify_signal,
+        pid_file=refresh.notify_pid_file,
+        process=refresh.notify_process,
+        command=refresh.notify_exec,
+    )
+
+    def publish(cfg: FetchConfig, values: Mapping[str, SecretValue]) -> None:
+        write_secrets(cfg, values, out, owner=owner, group=group)
+
+    health = HealthState(options.live_bound)
+    stop_health = _serve_health(refresh, health)
+    refresher = Refresher(
+        config, publish, options, env=env, notifiers=told, health=health, log=_log
+    )
+    try:
+        count = _first_set(refresher, timeout, propagation_window, verbose)
+        if not quiet:
+            _log(f"wrote {count} secrets to {out}; refreshing every {refresh.interval}")
+        stop = threading.Event()
+        _on_signals((signal.SIGTERM, signal.SIGINT), lambda _num: stop.set())
+        refresher.run(stop)
+    finally:
+        stop_health()
+    return 0
+
+
+def run_refreshing(
+    command: Sequence[str],
+    config: FetchConfig,
+    *,
+    refresh: RefreshFlags,
+    timeout: float = 60.0,
+    propagation_window: float = 30.0,
+    client: str = "lean",
+    verbose: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Start ``command`` with the secrets in its environment; restart it when they
+    change; return its exit status when it exits (or after we pass it SIGTERM)."""
+    from secretsboot.errors import BadInputError
+    from secretsboot.fetch.notify import Child
+    from secretsboot.fetch.runtime import env_for
+
+    if not command:
+        raise BadInputError("no command to run", hint="secretsboot run --refresh 5m -- CMD ARGS...")
+    if refresh.notify_signal or refresh.notify_pid_file or refresh.notify_process:
+        raise BadInputError(
+            "run --refresh restarts its child on change; --notify-signal does not apply",
+            hint="use fetch --refresh with --notify-signal for an app that reloads files",
+        )
+    base = dict(os.environ if env is None else env)
+    options = refresh.options(client, timeout)
+    child = Child(command, _log)
+
+    def publish(cfg: FetchConfig, values: Mapping[str, SecretValue]) -> None:
+        new_env = {**base, **env_for(cfg, values)}
+        if child.started:
+            child.restart(new_env)
+        else:
+            child.start(new_env)
+
+    health = HealthState(options.live_bound)
+    stop_health = _serve_health(refresh, health)
+    refresher = Refresher(config, publish, options, env=base, health=health, log=_log)
+    received: list[int] = []
+    stop = threading.Event()
+    try:
+        _first_set(refresher, timeout, propagation_window, verbose)
+
+        def on_signal(num: int) -> None:
+            if num in (signal.SIGTERM, signal.SIGINT):
+                received.append(num)
+                stop.set()
+            else:
+                child.send(num)
+
+        _on_signals(Child.FORWARDED, on_signal)
+
+        def stop_when_child_exits() -> None:
+            child.exited.wait()
+            stop.set()
+
+        threading.Thread(target=stop_when_child_exits, daemon=True).start()
+        refresher.run(stop)
+    finally:
+        stop_health()
+    if received and not child.exited.is_set():
+        return child.stop(received[0])
+    return child.returncode()
