@@ -154,7 +154,8 @@ class HealthState:
 
 
 def serve(state: HealthState, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Start the probe server in a daemon thread; ``server.shutdown()`` stops it.
+    """Start the probe server in a daemon thread; ``shutdown()`` then ``server_close()``
+    stop it.
 
     >>> server = serve(HealthState(stale_after=60), 0)   # doctest: +SKIP
     >>> server.server_address[1]                         # doctest: +SKIP

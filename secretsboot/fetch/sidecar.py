@@ -79,7 +79,12 @@ def _serve_health(flags: RefreshFlags, health: HealthState) -> Callable[[], None
             f"--health-port {flags.health_port}: cannot listen ({exc.strerror})",
             hint="choose a free port",
         ) from None
-    return server.shutdown
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return stop
 
 
 def _first_set(
