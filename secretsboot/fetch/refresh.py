@@ -54,17 +54,25 @@ from secretsboot.errors import (
     SecretsbootError,
     UnavailableError,
 )
+from secretsboot.fetch._refresh_parts import (
+    Background,
+    Slots,
+    TokenFile,
+    Versions,
+    left,
+    object_key,
+    parallel,
+)
 from secretsboot.fetch.health import HealthState
 from secretsboot.fetch.retry import _JITTER
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, NamedTuple
+    from typing import NamedTuple
 
     from secretsboot.backends.base import SecretStore
     from secretsboot.contract import FetchConfig, SecretEntry
     from secretsboot.fetch.notify import Notifier
-    from secretsboot.fetch.runtime import Stores
     from secretsboot.refs import Ref
     from secretsboot.secret import SecretValue
 else:
@@ -79,7 +87,6 @@ MAX_INTERVAL = 7 * 24 * 3600.0
 JITTER = 0.1
 STOP_BUDGET = 0.8  # seconds for revoking tokens on SIGTERM (the whole exit stays under 1 s)
 RENEW_AT = 2 / 3  # of a token's TTL
-MAX_WORKERS = 8
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -167,83 +174,6 @@ def _reason(exc: SecretsbootError) -> str:
     return "error"
 
 
-class TokenFile:
-    """A token file the kubelet rotates: tells when it changed (``stat``, no read)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._seen = self._signature()
-
-    def _signature(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)  # follows kubelet's ..data symlink to the current file
-        except OSError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-    def changed(self) -> bool:
-        now = self._signature()
-        if now == self._seen:
-            return False
-        self._seen = now
-        return True
-
-
-class Slots:
-    """One :class:`~secretsboot.fetch.runtime.Stores` per scheme, so one store (the
-    Kubernetes client after a token rotation, Vault after a refused token) can be
-    rebuilt without touching the others."""
-
-    def __init__(
-        self,
-        config: FetchConfig,
-        env: Mapping[str, str],
-        client: str,
-        given: Mapping[str, SecretStore] | None = None,
-    ) -> None:
-        self.config = config
-        self.env = env
-        self.client = client
-        self.given = dict(given or {})
-        self._stores: dict[str, Stores] = {}
-        self._lock = threading.Lock()
-        self.renew_due: dict[str, float] = {}
-
-    def get(self, scheme: str) -> SecretStore:
-        from secretsboot.fetch.runtime import Stores
-
-        with self._lock:
-            stores = self._stores.get(scheme)
-            if stores is None:
-                stores = Stores(self.config, self.env, self.client, self.given)
-                self._stores[scheme] = stores
-        return stores.get(scheme)
-
-    def all(self, schemes: Sequence[str]) -> dict[str, SecretStore]:
-        return {scheme: self.get(scheme) for scheme in schemes}
-
-    def reset(self, scheme: str) -> None:
-        """Close (and so revoke) one scheme's store; the next use builds it afresh."""
-        with self._lock:
-            stores = self._stores.pop(scheme, None)
-            self.renew_due.pop(scheme, None)
-        if stores is not None:
-            _close_quietly(stores)
-
-    def close(self) -> None:
-        with self._lock:
-            all_stores, self._stores = list(self._stores.values()), {}
-        for stores in all_stores:
-            _close_quietly(stores)
-
-
-def _close_quietly(stores: Stores) -> None:
-    import contextlib
-
-    with contextlib.suppress(Exception):  # closing must not fail the loop; tokens also expire
-        stores.close()
-
-
 class Refresher:
     """The refresh loop of one pod (see the module docstring).
 
@@ -278,6 +208,7 @@ class Refresher:
         self._failures = 0
         self._retry_after: float | None = None
         self._had_success: set[str] = set()
+        self._unsettled = False
 
     # -- start ------------------------------------------------------------------------
     def start(self, *, timeout: float, propagation_window: float, verbose: bool = False) -> int:
@@ -308,8 +239,39 @@ class Refresher:
         self.health.metrics.inc("secretsboot_refresh_cycles_total")
         self._rotate_identity()
         deadline = time.monotonic() + self.options.timeout
-        outcomes = _parallel(lambda entry: self._check(entry, deadline), list(self.config.secrets))
-        return self._settle(outcomes)
+        versions = Versions()
+        outcomes = parallel(
+            lambda entry: self._check(entry, deadline, versions), list(self.config.secrets)
+        )
+        return self._settle(self._confirm(outcomes, deadline))
+
+    def _confirm(self, outcomes: list[Outcome], deadline: float) -> list[Outcome]:
+        """Secrets read in full are kept only if their object's version did not move while
+        they were read: several keys of one Vault path or Kubernetes Secret, changed in one
+        write, are then published together, never half old and half new."""
+        entries = {s.name: s for s in self.config.secrets}
+        changed = [o for o in outcomes if o.kind == "changed" and o.version is not None]
+        if not changed:
+            return outcomes
+        again = Versions()
+
+        def still(o: Outcome) -> Outcome:
+            assert o.source is not None  # noqa: S101 - set for every "changed" outcome
+            ref = entries[o.name].sources[o.source]
+            store = self.slots.get(ref.scheme)
+            try:
+                version_of = getattr(store, "version")  # noqa: B009 - a capability, checked above
+                now, asked = again.get(object_key(ref), lambda: version_of(ref, left(deadline)))
+            except SecretsbootError:
+                now, asked = None, True
+            extra = int(asked)
+            if now == o.version:
+                return o._replace(requests=o.requests + extra)
+            self._unsettled = True  # read again soon
+            return Outcome(o.name, "unchanged", requests=o.requests + extra)
+
+        confirmed = {o.name: o for o in parallel(still, changed)}
+        return [confirmed.get(o.name, o) for o in outcomes]
 
     def _settle(self, outcomes: list[Outcome]) -> CycleReport:
         changed = [o for o in outcomes if o.kind == "changed"]
@@ -389,14 +351,14 @@ class Refresher:
             self.health.success()
 
     # -- one secret ---------------------------------------------------------------------
-    def _check(self, entry: SecretEntry, deadline: float) -> Outcome:
+    def _check(self, entry: SecretEntry, deadline: float, versions: Versions) -> Outcome:
         held = self.held[entry.name]
         requests = 0
         for index, ref in enumerate(entry.sources):
             if ref.version and held.source == index and held.value is not None:
                 return Outcome(entry.name, "unchanged")  # a pinned version never changes
             try:
-                outcome = self._check_source(entry.name, held, index, ref, deadline)
+                outcome = self._check_source(entry.name, held, index, ref, deadline, versions)
             except NotFoundError:
                 requests += 1
                 continue  # as at start: a missing source hands over to the next one
@@ -413,19 +375,19 @@ class Refresher:
         return Outcome(entry.name, "deleted", requests=requests)
 
     def _check_source(
-        self, name: str, held: Held, index: int, ref: Ref, deadline: float
+        self, name: str, held: Held, index: int, ref: Ref, deadline: float, versions: Versions
     ) -> Outcome:
         store = self.slots.get(ref.scheme)
         used = 0
         version_of = getattr(store, "version", None)
         version: str | None = None
         if version_of is not None:
-            version = version_of(ref, max(0.1, deadline - time.monotonic()))
-            used += 1
+            version, asked = versions.get(object_key(ref), lambda: version_of(ref, left(deadline)))
+            used += int(asked)
             if held.value is not None and held.source == index and version == held.version:
                 self._had_success.add(ref.scheme)
                 return Outcome(name, "unchanged", requests=used)
-        value = store.get(ref, max(0.1, deadline - time.monotonic()))
+        value = store.get(ref, left(deadline))
         used += 1
         self._had_success.add(ref.scheme)
         if held.value is not None and held.value == value:
@@ -498,6 +460,9 @@ class Refresher:
         """Seconds until the next cycle: the interval minus jitter, a backoff after
         failures (at least ``Retry-After``), and never past a due token renewal."""
         interval = self.options.interval
+        if self._unsettled:
+            self._unsettled = False
+            return self.options.min_backoff
         if self._failures:
             base = min(interval, self.options.min_backoff * 2 ** (self._failures - 1))
             delay = _JITTER.uniform(base / 2, base)
@@ -515,7 +480,7 @@ class Refresher:
         try:
             while not stop.wait(self.next_delay()):
                 self.health.beat()
-                worker = _Background(self._one_cycle)
+                worker = Background(self._one_cycle)
                 if not worker.wait_or_stop(stop):
                     break  # stopped mid-cycle: abandon the in-flight requests
         finally:
@@ -533,56 +498,3 @@ class Refresher:
         closer = threading.Thread(target=self.slots.close, name="secretsboot-revoke", daemon=True)
         closer.start()
         closer.join(budget)
-
-
-class _Background:
-    """Run ``fn`` in a daemon thread; the caller waits for it or for ``stop``."""
-
-    def __init__(self, fn: Callable[[], None]) -> None:
-        self.error: BaseException | None = None
-        self._done = threading.Event()
-
-        def target() -> None:
-            try:
-                fn()
-            except BaseException as exc:  # surfaced in wait_or_stop
-                self.error = exc
-            finally:
-                self._done.set()
-
-        threading.Thread(target=target, name="secretsboot-cycle", daemon=True).start()
-
-    def wait_or_stop(self, stop: threading.Event) -> bool:
-        """True when ``fn`` finished; False when ``stop`` was set first."""
-        while not self._done.wait(0.05):
-            if stop.is_set():
-                return False
-        if self.error is not None:
-            raise self.error
-        return True
-
-
-def _parallel(work: Callable[[Any], Outcome], items: list[Any]) -> list[Outcome]:
-    """``work`` over ``items`` on up to :data:`MAX_WORKERS` daemon threads, in order."""
-    if len(items) <= 1:
-        return [work(item) for item in items]
-    results: list[Outcome | None] = [None] * len(items)
-    queue = list(range(len(items) - 1, -1, -1))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        while True:
-            with lock:
-                if not queue:
-                    return
-                i = queue.pop()
-            results[i] = work(items[i])
-
-    threads = [
-        threading.Thread(target=worker, daemon=True) for _ in range(min(MAX_WORKERS, len(items)))
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return [r for r in results if r is not None]

@@ -350,3 +350,42 @@ def test_livez_reports_a_failing_store_once_past_the_bound() -> None:
     assert status == 503 and "keyvault: Key Vault kv answered 503" in body
     health.success()
     assert health.livez() == (200, "ok\n")
+
+
+def test_keys_of_one_object_share_one_version_request() -> None:
+    data = {f"vault://secret/app/db#k{i}": ("3", f"{CANARY}-{i}") for i in range(4)}
+    store = VersionedStore("vault", data)
+    spec = ";".join(f"k{i}=vault://secret/app/db#k{i}" for i in range(4))
+    refresher, _, _ = make(spec, {"vault": store})
+    refresher.cycle()
+    store.take_calls()
+    assert refresher.cycle().requests == 1
+    calls = store.take_calls()
+    assert len(calls) == 1 and calls[0][0] == "version"
+
+
+def test_an_object_that_moves_while_read_is_not_published_half_new() -> None:
+    class Moving(VersionedStore):
+        """The object changes (v2 -> v3) right after its first full read of a cycle."""
+
+        moved = False
+
+        def get(self, ref: Ref, timeout: float) -> SecretValue:
+            value = super().get(ref, timeout)
+            if not self.moved and self.data[str(ref)][0] == "2":
+                self.moved = True
+                for k in list(self.data):
+                    self.data[k] = ("3", self.data[k][1].replace("gen2", "gen3"))
+            return value
+
+    data = {f"vault://secret/app/db#k{i}": ("1", f"gen1-{i}") for i in range(3)}
+    store = Moving("vault", data)
+    spec = ";".join(f"k{i}=vault://secret/app/db#k{i}" for i in range(3))
+    refresher, published, _ = make(spec, {"vault": store})
+    refresher.cycle()
+    for k in list(store.data):
+        store.data[k] = ("2", store.data[k][1].replace("gen1", "gen2"))
+    assert not refresher.cycle().published  # read during a move: held back
+    assert refresher.next_delay() == refresher.options.min_backoff  # and looked at again soon
+    assert refresher.cycle().published
+    assert set(published.sets[-1].values()) == {"gen3-0", "gen3-1", "gen3-2"}
