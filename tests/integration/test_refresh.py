@@ -316,7 +316,7 @@ def test_an_expired_vault_token_is_replaced_by_a_fresh_login(
         "POST", f"auth/kubernetes/role/{role}",
         {"bound_service_account_names": [pod.service_account],
          "bound_service_account_namespaces": [pod.namespace],
-         "token_policies": [role], "ttl": "2s", "token_max_ttl": "2s"},
+         "token_policies": [role], "token_ttl": "2s", "token_max_ttl": "2s"},
     )  # fmt: skip
     put_vault(sandbox, f"{base}/db", {"pw": "CANARY-ttl-0"})
     doc = config(pod, [{"name": "db", "from": f"vault://secret/{base}/db#pw"}], sb=sandbox)
@@ -325,3 +325,4 @@ def test_an_expired_vault_token_is_replaced_by_a_fresh_login(
     time.sleep(3.0)  # past the token's max TTL
     put_vault(sandbox, f"{base}/db", {"pw": "CANARY-ttl-1"})
     assert wait_for(lambda: read(running.out, "db") == "CANARY-ttl-1", 2 * INTERVAL + 2)
+    assert any("refused our token; logging in again" in line for line in running.lines)
