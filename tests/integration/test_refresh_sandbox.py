@@ -1,8 +1,8 @@
 """The refresh loop against the sandbox: Key Vault (Azure fakes), Vault (real OpenBao) and
 the Kubernetes fake, with the real backends and the real writer.
 
-The loop runs in this process (a thread) so each test can change the stores and watch the
-files and the fakes' call logs; ``test_refresh_cli.py`` runs it as a process.
+The loop runs in this process (a thread) so each test can change the stores and watch
+the files and the fakes' call logs.
 """
 
 from __future__ import annotations
@@ -17,35 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fetch_support import (
+    Pod,
+    config,
+    keyvault,
+    make_pod,
+    put_vault,
+    unique,
+    vault_role,
+    workload_identity,
+)
+from test_fetch_k8s_fallback import _k8s_secret
 
 from secretsboot.contract import FetchConfig
 from secretsboot.fetch.refresh import Options, Refresher
 from secretsboot.fetch.writer import write_secrets
-
-try:
-    from fetch_support import (
-        Pod,
-        config,
-        keyvault,
-        make_pod,
-        put_vault,
-        unique,
-        vault_role,
-        workload_identity,
-    )
-    from test_fetch_k8s_fallback import _k8s_secret
-except ImportError:  # pragma: no cover
-    from .fetch_support import (
-        Pod,
-        config,
-        keyvault,
-        make_pod,
-        put_vault,
-        unique,
-        vault_role,
-        workload_identity,
-    )
-    from .test_fetch_k8s_fallback import _k8s_secret
 
 pytestmark = pytest.mark.integration
 INTERVAL = 1.0
@@ -188,6 +174,10 @@ def snapshot(out: Path, names: list[str]) -> tuple[str, ...] | None:
         return None
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="main's writer still renames file by file; the ..data swap (issue 11) makes it pass",
+)
 def test_a_reader_never_sees_a_mix_during_20_changes(
     sandbox: Any, tmp_path: Path, loop_guard: list[Loop]
 ) -> None:
