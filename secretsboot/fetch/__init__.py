@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from secretsboot.contract import FetchConfig, SecretEntry, resolve_config
 from secretsboot.fetch.runtime import env_for, fetch_secrets
-from secretsboot.fetch.writer import OutputFile, write_atomic, write_secrets
+from secretsboot.fetch.writer import OutputFile, publish, write_secrets
 
 __all__ = [
     "FetchConfig",
@@ -21,7 +21,7 @@ __all__ = [
     "SecretEntry",
     "env_for",
     "fetch_secrets",
+    "publish",
     "resolve_config",
-    "write_atomic",
     "write_secrets",
 ]

@@ -8,10 +8,12 @@ functions, so both paths behave alike.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from secretsboot.errors import BadInputError, SecretsbootError, exit_code_for
 
@@ -144,6 +146,35 @@ _FETCH_ONLY = {"out", "dotenv", "json_file", "owner", "group", "quiet"}
 _NUMBERS = {"timeout": float, "propagation_window": float, "owner": int, "group": int}
 
 
+#: Exit codes of an interrupted fetch (128 + the signal, as a shell reports it).
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (kubelet stops the pod): unwind, so a publish in progress rolls back."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` (SIGINT is already ``KeyboardInterrupt``) while
+    the block runs, so ``finally`` clauses and the publish's rollback run on both."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def exit_code_of_interrupt(exc: BaseException) -> int:
+    """130 for SIGINT (``KeyboardInterrupt``), 143 for SIGTERM (:class:`Terminated`)."""
+    return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
+
+
 class UsageError(BadInputError):
     """A bad command line (exit 2), printed with the usage line."""
 
@@ -203,6 +234,19 @@ def parse(argv: Sequence[str]) -> tuple[str, dict[str, Any], list[str]]:
 def main(argv: Sequence[str]) -> int:
     """Parse ``fetch ...`` / ``run ...`` and run it; return the exit code."""
     try:
+        with interruptible():
+            return _main(argv)
+    except (KeyboardInterrupt, Terminated) as exc:
+        print(
+            "secretsboot: interrupted; the output folder holds the previous set or the whole "
+            "new one",
+            file=sys.stderr,
+        )
+        return exit_code_of_interrupt(exc)
+
+
+def _main(argv: Sequence[str]) -> int:
+    try:
         command, opts, cmd = parse(argv)
         if opts.pop("help", False):
             what = " into files" if command == "fetch" else " into the environment, then exec CMD"
@@ -235,9 +279,6 @@ def main(argv: Sequence[str]) -> int:
     except SecretsbootError as exc:
         report(exc)
         return exit_code_for(exc)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     return 0
 
 
