@@ -19,43 +19,112 @@ else:
     from secretsboot._records import NamedTuple
 
 SCHEMES = ("keyvault", "vault", "k8s")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# Python's "$" also matches before a trailing newline: patterns end in \Z, except the
+# two the spec hands to pydantic (whose Rust engine knows no \Z, and whose "$" is the end
+# of the text); here those two are used with fullmatch, which has the same effect.
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
 KEYVAULT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
-KEYVAULT_SECRET = re.compile(r"^[A-Za-z0-9-]{1,127}$")
-SAFE_FILE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
-K8S_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+KEYVAULT_SECRET = re.compile(r"[A-Za-z0-9-]{1,127}\Z")
+SAFE_FILE = re.compile(r"[A-Za-z0-9._-]{1,255}\Z")
+K8S_KEY = re.compile(r"[-._a-zA-Z0-9]{1,253}\Z")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MODE = re.compile(r"^0?[0-7]{3}$")
+_MODE = re.compile(r"0?[0-7]{3}\Z")
+#: Variables a secret must not set: they change how the program, its loader or its
+#: interpreter behaves (or how secretsboot and the pod are configured).
+RESERVED_ENV = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "IFS", "ENV", "BASH_ENV", "TMPDIR",
+        "HOSTNAME", "TERM", "LANG", "TZ", "GCONV_PATH", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS",
+        "PERL5LIB", "PERL5OPT", "RUBYLIB", "RUBYOPT", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    }
+)  # fmt: skip
+RESERVED_ENV_PREFIXES = ("LD_", "LC_", "PYTHON", "SECRETSBOOT_", "KUBERNETES_", "MALLOC_")
 
 
 def safe_file_name(value: str) -> str:
-    """Return ``value`` when it is a plain file name; ``ValueError`` otherwise."""
+    """Return ``value`` when it is a plain file name; ``ValueError`` otherwise.
+
+    Names starting with ``..`` are kept for the output folder's own entries
+    (``..data``, the timestamped folders), as kubelet does.
+    """
     if (
         not isinstance(value, str)
         or "\x00" in value
         or "/" in value
         or "\\" in value
         or value.strip(".") == ""
+        or value.startswith("..")
         or not SAFE_FILE.match(value)
     ):
-        shown = str(value).replace("\x00", "\\0")
+        shown = str(value).encode("unicode_escape").decode("ascii")
         raise ValueError(
             f"'{shown}' could escape the output folder; use a plain file name "
-            "(letters, digits, '.', '_', '-'; no '/', '..' or NUL)"
+            "(letters, digits, '.', '_', '-'; no '/', no leading '..', no NUL)"
         )
     return value
 
 
 def env_name(value: str) -> str:
-    if not ENV_NAME.match(value):
-        raise ValueError(f"'{value}' is not an environment variable name")
+    """Return ``value`` when a secret may set it; ``ValueError`` with the fix otherwise.
+
+    >>> env_name("LD_PRELOAD")
+    Traceback (most recent call last):
+    ...
+    ValueError: $LD_PRELOAD is reserved (it changes how programs run); set env: to another name
+    """
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value):
+        shown = str(value).encode("unicode_escape").decode("ascii")
+        raise ValueError(
+            f"'{shown}' is not an environment variable name; use letters, digits and '_', "
+            "not starting with a digit"
+        )
+    if value in RESERVED_ENV or value.startswith(RESERVED_ENV_PREFIXES):
+        raise ValueError(
+            f"${value} is reserved (it changes how programs run); set env: to another name"
+        )
     return value
 
 
-def file_mode(value: str) -> int:
+def derived_env_name(name: str) -> str:
+    """The variable a secret without ``env:`` sets: upper case, '_' for anything else.
+
+    >>> derived_env_name("db.password-2")
+    'DB_PASSWORD_2'
+    """
+    return re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+
+
+def file_mode(value: object, *, world_readable: bool = False) -> int:
+    """The mode of a secret file from its config text (a quoted octal string such as "0400").
+
+    ``ValueError`` names the fix for a bare YAML number (``mode: 0400`` is read as the
+    number 256), a mode the owner cannot read, and one that lets group members write
+    or other users read or write (allowed only with ``world_readable``).
+
+    >>> oct(file_mode("0440"))
+    '0o440'
+    """
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(
+            f'mode must be a quoted octal string such as "0400"; YAML read a bare number '
+            f'(as {value!r}): quote it, mode: "0400"'
+        )
     if not _MODE.match(value):
-        raise ValueError(f"mode '{value}' is not an octal file mode such as 0400")
-    return int(value, 8)
+        shown = value.encode("unicode_escape").decode("ascii")
+        raise ValueError(f"mode '{shown}' is not an octal file mode such as \"0400\"")
+    mode = int(value, 8)
+    if not mode & 0o400:
+        raise ValueError(f"mode '{value}' does not let the owner read the file; use \"0400\"")
+    if mode & 0o020:
+        raise ValueError(f"mode '{value}' lets group members write the file; use \"0440\"")
+    if mode & 0o007 and not world_readable:
+        raise ValueError(
+            f"mode '{value}' lets every user of the node read or write the file; use "
+            '"0400" or "0440" (or name the secret in allowWorldReadable)'
+        )
+    if mode & 0o002:
+        raise ValueError(f"mode '{value}' lets every user write the file; use \"0444\"")
+    return mode
 
 
 class Ref(NamedTuple):
@@ -99,7 +168,7 @@ class Ref(NamedTuple):
     def _keyvault(cls, uri: str, rest: str) -> Ref:
         vault, _, name = rest.partition("/")
         name, _, version = name.partition("@")
-        if not KEYVAULT_NAME.match(vault):
+        if not KEYVAULT_NAME.fullmatch(vault):
             raise ValueError(
                 f"'{uri}': Key Vault name '{vault}' is invalid; expected keyvault://VAULT/NAME "
                 "with a vault name of 3-24 letters, digits and '-', starting with a letter"

@@ -9,7 +9,7 @@ import yaml
 
 from secretsboot.contract import FetchConfig, resolve_config
 from secretsboot.errors import BadInputError
-from secretsboot.refs import Ref, safe_file_name
+from secretsboot.refs import Ref, file_mode, safe_file_name
 from secretsboot.spec import SourceRef, load_spec
 from secretsboot.spec import safe_file_name as spec_safe_file_name
 
@@ -62,6 +62,8 @@ def test_source_uris(uri: str, valid: bool) -> None:
         ("", False),
         ("a\\b", False),
         ("...", False),
+        ("..data", False),  # the output folder's own entries start with ".."
+        ("db\n", False),  # "$" would have let a trailing newline through
     ],
 )
 def test_file_names(name: str, valid: bool) -> None:
@@ -177,8 +179,72 @@ def test_keyvault_needs_https_and_an_identity(tmp_path: Path) -> None:
 def test_duplicate_files_are_refused() -> None:
     doc = yaml.safe_load(GOOD)
     doc["secrets"].append({"name": "other", "file": "cosmosdb-key", "from": "k8s://a#b"})
-    with pytest.raises(BadInputError, match="two secrets write 'cosmosdb-key'"):
+    with pytest.raises(BadInputError, match="'other' and 'cosmosdb-key' both write 'cosmosdb-key'"):
         FetchConfig.from_dict(doc, "x.yaml")
+
+
+def _one_secret(**fields: object) -> str:
+    item = ", ".join(
+        f"{k}: {v}" for k, v in {"name": "db", "from": '"k8s://a#b"', **fields}.items()
+    )
+    return f"secrets: [{{{item}}}]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "words"),
+    [
+        (_one_secret(mode="0400"), "secrets[0].mode", 'quote it, mode: "0400"'),
+        (_one_secret(mode="400"), "secrets[0].mode", "quoted octal string"),
+        (_one_secret(mode='"0644"'), "secrets[0].mode", "allowWorldReadable"),
+        (_one_secret(mode='"0777"'), "secrets[0].mode", "lets group members write"),
+        (_one_secret(mode='"0460"'), "secrets[0].mode", "lets group members write"),
+        (_one_secret(mode='"0040"'), "secrets[0].mode", "owner read"),
+        (_one_secret(mode='"04400"'), "secrets[0].mode", "not an octal file mode"),
+        (_one_secret(mode='"0400\\n"'), "secrets[0].mode", "not an octal file mode"),
+        (_one_secret(env="PATH"), "secrets[0].env", "$PATH is reserved"),
+        (_one_secret(env="LD_PRELOAD"), "secrets[0].env", "$LD_PRELOAD is reserved"),
+        (_one_secret(env="PYTHONPATH"), "secrets[0].env", "reserved"),
+        (_one_secret(env='"DB\\n"'), "secrets[0].env", "not an environment variable name"),
+        (_one_secret(name="home"), "secrets[0].name", "'home' sets $HOME in `run`"),
+        (_one_secret(name='"db\\n"'), "secrets[0].name", "could escape"),
+        (
+            "secrets: [{name: db-pw, from: 'k8s://a#b'}, {name: db.pw, from: 'k8s://a#c'}]",
+            "secrets[1].name",
+            "'db.pw' and 'db-pw' both set $DB_PW",
+        ),
+        (
+            "secrets: [{name: a, from: 'k8s://a#b', env: X}, {name: b, from: 'k8s://a#c', env: X}]",
+            "secrets[1].env",
+            "'b' and 'a' both set $X",
+        ),
+        (_one_secret() + "allowWorldReadable: [nope]\n", "allowWorldReadable", "names no secret"),
+    ],
+)
+def test_unsafe_modes_and_env_names_are_refused_with_the_fix(
+    tmp_path: Path, text: str, field: str, words: str
+) -> None:
+    path = _write(tmp_path, "identity: none\n" + text)
+    with pytest.raises(BadInputError) as info:
+        FetchConfig.load(path, {})
+    message = str(info.value)
+    assert f"{path} {field}: " in message and words in message
+    assert "\n" not in message  # one line
+
+
+def test_allow_world_readable_names_the_secrets_that_may_be_0444(tmp_path: Path) -> None:
+    text = "identity: none\nallowWorldReadable: [db]\n" + _one_secret(mode='"0444"')
+    config = FetchConfig.load(_write(tmp_path, text), {})
+    assert config.secrets[0].mode == 0o444
+    again = FetchConfig.from_dict(config.to_dict(), "again")
+    assert again.allow_world_readable == ("db",) and again.secrets[0].mode == 0o444
+
+
+def test_file_mode_is_reusable_by_the_spec() -> None:
+    assert file_mode("0440") == 0o440 and file_mode("400") == 0o400
+    assert file_mode("0444", world_readable=True) == 0o444
+    for bad in (256, "0644", "0600\n", True, None):
+        with pytest.raises(ValueError):
+            file_mode(bad)
 
 
 def test_from_env_alone() -> None:
