@@ -176,4 +176,7 @@ def run_cli(
 
 
 def listing(folder: Path) -> list[str]:
-    return sorted(os.listdir(folder)) if folder.exists() else []
+    """The names a reader sees in an output folder (not ``..data`` and its folders)."""
+    if not folder.exists():
+        return []
+    return sorted(e for e in os.listdir(folder) if not e.startswith(".."))
