@@ -174,10 +174,6 @@ def snapshot(out: Path, names: list[str]) -> tuple[str, ...] | None:
         return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="main's writer still renames file by file; the ..data swap (issue 11) makes it pass",
-)
 def test_a_reader_never_sees_a_mix_during_20_changes(
     sandbox: Any, tmp_path: Path, loop_guard: list[Loop]
 ) -> None:
