@@ -397,6 +397,8 @@ class Demo:
         }
         if os.environ.get("PYTHONPATH"):
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        if sb.vault is not None and sb.vault.address.startswith("http://"):
+            env["SECRETSBOOT_INSECURE_ALLOW_HTTP"] = "1"  # until the sandbox's OpenBao has TLS
         if needs_service_account_token(svc):
             # the folder inject projects into the init container (token, CA, namespace)
             sa_dir = pod / "serviceaccount"

@@ -6,6 +6,7 @@
      +-- BadInputError ............ 2  bad flag, spec, manifest or config; never retried
      |    +-- SpecError ............ 2  carries file, line, field and the fix
      +-- DeniedError .............. 3  authentication failed or permission denied (401/403)
+     |    +-- PropagationPendingError 3  a denial a fresh grant may still cure (retried a while)
      +-- NotFoundError ............ 4  a secret, object or identity does not exist
      +-- UnavailableError ......... 5  transient: 429, 5xx, connection refused, deadline passed
      +-- WriteError ............... 6  output could not be written (nothing partial is left)
@@ -116,6 +117,12 @@ class DeniedError(SecretsbootError):
     """Authentication failed or permission denied (HTTP 401/403, AADSTS errors)."""
 
     exit_code = ExitCode.DENIED
+
+
+class PropagationPendingError(DeniedError):
+    """A denial typical of a grant still propagating (AADSTS70021/700211-700213, Key Vault
+    ``ForbiddenByRbac``/``AccessDenied``). ``fetch`` retries it while its propagation
+    window lasts, then reports it as the :class:`DeniedError` it is."""
 
 
 class NotFoundError(SecretsbootError):

@@ -1,205 +1,233 @@
 """Azure Key Vault: ``keyvault://VAULT/NAME[@VERSION]``.
 
-REST call: ``GET {vault_url}/secrets/{name}/{version}?api-version=7.4`` with an Entra
-token for ``https://vault.azure.net/.default``. Two clients behind one interface:
-:class:`LeanKeyVault` (our pooled HTTP client; the default) and :class:`SdkKeyVault`
-(azure-keyvault-secrets' ``SecretClient``). Both translate errors in
-:func:`keyvault_error` only.
+REST calls: ``GET {vault_url}/secrets/{name}/{version}?api-version=7.4`` with an Entra
+token; ``GET {vault_url}/secrets/{name}/versions`` for :meth:`KeyVault.version`.
+
+The token's scope comes from the vault's own challenge, as ``SecretClient`` does it:
+the first request to a vault goes without a token, the vault answers 401 with
+``WWW-Authenticate: Bearer authorization="...", resource="https://vault.azure.net"``,
+and the token is asked for that resource. For a real Key Vault domain
+(:data:`KEYVAULT_DOMAINS`) the resource must be the vault host's own domain, else no
+token is sent (the SDK's ``verify_challenge_resource``): a token never goes to a
+foreign host. A host outside those domains (a local fake) skips the check.
+Errors are translated by :func:`secretsboot.transport.status.keyvault_error`.
 """
 
 from __future__ import annotations
 
 import threading
 
-from secretsboot.backends._http import HttpClient, quote
-from secretsboot.backends.base import PropagationPendingError
-from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
+from secretsboot.errors import BadInputError, UnavailableError
 from secretsboot.secret import SecretValue
+from secretsboot.transport import HttpClient, quote, split_url
+from secretsboot.transport.status import keyvault_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Mapping
 
+    from secretsboot.backends.base import StoreContext
     from secretsboot.contract import AzureConfig
     from secretsboot.identity.azure import TokenSource
     from secretsboot.refs import Ref
+    from secretsboot.transport import Deadline, Response
 
-SCOPE = "https://vault.azure.net/.default"
+SCHEME = "keyvault"
 API_VERSION = "7.4"
+#: the data-plane domains of Key Vault and Managed HSM in each Azure cloud
+KEYVAULT_DOMAINS = (
+    "vault.azure.net",
+    "vault.azure.cn",
+    "vault.usgovcloudapi.net",
+    "vault.microsoftazure.de",
+    "managedhsm.azure.net",
+)
+DEFAULT_SCOPE = "https://vault.azure.net/.default"
 
 
-def keyvault_error(
-    status: int,
-    body: Any,
-    ref: Ref,
-    who: str,
-    retry_after: float | None = None,
-) -> Exception:
-    """The one translation of a Key Vault data-plane error into our tree."""
-    err = body.get("error") if isinstance(body, dict) else None
-    code = str(err.get("code", "")) if isinstance(err, dict) else ""
-    inner_obj = err.get("innererror") if isinstance(err, dict) else None
-    inner = str(inner_obj.get("code", "")) if isinstance(inner_obj, dict) else ""
-    vault = ref.store
-    if status == 429 or status >= 500:
-        return UnavailableError(
-            f"Key Vault {vault} answered {status} for {ref}", retry_after=retry_after
-        )
-    if status == 404:
-        return NotFoundError(f"secret '{ref.path}' not found in Key Vault {vault}")
-    if status == 403:
-        if inner == "ForbiddenByRbac":
-            why = "no 'Key Vault Secrets User' role (vault in RBAC mode)"
-        elif inner == "ForbiddenByPolicy":
-            why = "no access policy with secret 'get' (vault in access-policy mode)"
-        else:
-            why = "no 'Key Vault Secrets User' role and no access policy"
-        # A fresh role assignment takes minutes to reach the data plane: retried for a while.
-        return PropagationPendingError(
-            f"Key Vault {vault} denied {who}: {why}",
-            hint="run secretsboot provision (new grants take a few minutes to apply)",
-        )
-    if status == 401:
-        return DeniedError(
-            f"Key Vault {vault} rejected the token of {who} ({code or 'Unauthorized'})",
-            hint="check the tenant and authority host",
-        )
-    return BadInputError(f"Key Vault {vault} refused the request for {ref}: {code or status}")
+def keyvault_domain(url: str) -> str | None:
+    """The Key Vault domain ``url``'s host belongs to, or None (a local fake, a proxy).
+
+    >>> keyvault_domain("https://shop.vault.azure.cn/"), keyvault_domain("https://127.0.0.1:9")
+    ('vault.azure.cn', None)
+    """
+    try:
+        host = split_url(url)[1].lower().rstrip(".")
+    except ValueError:
+        return None
+    return next((d for d in KEYVAULT_DOMAINS if host.endswith("." + d)), None)
 
 
-class LeanKeyVault:
-    """Key Vault over the lean HTTP client (one pooled client per vault URL)."""
+def verify_challenge_resource(url: str) -> bool:
+    """What to pass as ``SecretClient(verify_challenge_resource=...)`` for ``url``: the
+    check stays on for real Key Vault domains and is skipped only for other hosts."""
+    return keyvault_domain(url) is not None
 
-    scheme = "keyvault"
-    client = "lean"
 
-    def __init__(self, config: AzureConfig, tokens: TokenSource) -> None:
+def challenge_scope(resp: Response, url: str, vault: str) -> str:
+    """The token scope a 401 challenge asks for, checked against the vault's domain."""
+    import re
+
+    header = resp.headers.get("www-authenticate", "")
+    params = dict(re.findall(r'(\w+)="([^"]*)"', header))
+    domain = keyvault_domain(url)
+    scope = params.get("scope") or ""
+    resource = params.get("resource") or scope.removesuffix("/.default")
+    if not resource:
+        return f"https://{domain}/.default" if domain else DEFAULT_SCOPE
+    if domain is not None:
+        try:
+            resource_host = split_url(resource)[1].lower()
+        except ValueError:
+            resource_host = ""
+        host = split_url(url)[1].lower()
+        if not resource_host or not host.endswith("." + resource_host):
+            raise BadInputError(
+                f"Key Vault {vault} at {url} asked for a token for {resource}, which is not "
+                "its own domain: no token sent",
+                hint="check the vault's URL (azure.keyVaults); it must be the vault itself",
+            )
+    return scope or resource.rstrip("/") + "/.default"
+
+
+class KeyVault:
+    """Key Vault over the transport's client (one pooled client per vault URL)."""
+
+    scheme = SCHEME
+
+    def __init__(
+        self, config: AzureConfig, tokens: TokenSource, env: Mapping[str, str] | None = None
+    ) -> None:
         self._config = config
         self._tokens = tokens
+        self._env = env
         self._clients: dict[str, HttpClient] = {}
+        self._scopes: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._challenge_lock = threading.Lock()
 
     def describe_identity(self) -> str:
         return self._tokens.describe()
 
-    def _http(self, vault: str) -> HttpClient:
+    def _http(self, vault: str) -> tuple[HttpClient, str]:
         url = self._config.vault_url(vault)
         with self._lock:
             client = self._clients.get(url)
             if client is None:
-                client = HttpClient(url, ca_file=self._config.ca_cert, what=f"Key Vault {vault}")
+                client = HttpClient(
+                    url, ca_file=self._config.ca_cert, what=f"Key Vault {vault}", env=self._env
+                )
                 self._clients[url] = client
-            return client
+            return client, url
 
-    def get(self, ref: Ref, timeout: float) -> SecretValue:
-        """``GET {vault}/secrets/{name}/{version}?api-version=7.4`` with a bearer token."""
-        token = self._tokens.token(SCOPE, timeout)
-        path = f"/secrets/{quote(ref.path)}/{quote(ref.version or '')}?api-version={API_VERSION}"
-        resp = self._http(ref.store).request(
-            "GET", path, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+    def _request(self, vault: str, path: str, deadline: Deadline) -> Response:
+        """``GET path`` with a token whose scope the vault's challenge named."""
+        client, url = self._http(vault)
+        scope = self._scopes.get(url)
+        if scope is None:
+            # one challenge per vault, however many threads start at once
+            if not self._challenge_lock.acquire(timeout=max(0.0, deadline.remaining())):
+                raise UnavailableError(f"Key Vault {vault}: the deadline passed")
+            try:
+                scope = self._scopes.get(url)
+                if scope is None:
+                    first = client.request("GET", path, deadline=deadline)
+                    if first.status != 401:
+                        return first  # the vault answered without asking for a token
+                    scope = self._scopes[url] = challenge_scope(first, url, vault)
+            finally:
+                self._challenge_lock.release()
+        token = self._tokens.token(scope, deadline)
+        headers = {"Authorization": f"Bearer {token}"}
+        return client.request("GET", path, headers=headers, deadline=deadline)
+
+    def _error(self, resp: Response, ref: Ref) -> Exception:
+        return keyvault_error(
+            resp.status,
+            resp.json_or_none(),
+            ref.store,
+            ref.path,
+            self.describe_identity(),
+            resp.retry_after,
         )
-        body = resp.json()
-        if resp.status == 200 and isinstance(body, dict) and isinstance(body.get("value"), str):
-            return SecretValue(body["value"])
-        if resp.status == 200:
-            raise UnavailableError(f"Key Vault {ref.store} sent an unreadable reply for {ref}")
-        raise keyvault_error(resp.status, body, ref, self.describe_identity(), resp.retry_after)
 
-    def close(self) -> None:
+    def get(self, ref: Ref, deadline: Deadline) -> SecretValue:
+        """``GET {vault}/secrets/{name}/{version}?api-version=7.4`` with a bearer token."""
+        path = f"/secrets/{quote(ref.path)}/{quote(ref.version or '')}?api-version={API_VERSION}"
+        resp = self._request(ref.store, path, deadline)
+        if resp.status != 200:
+            raise self._error(resp, ref)
+        body = resp.json()
+        if isinstance(body, dict) and isinstance(body.get("value"), str):
+            return SecretValue(body["value"])
+        raise UnavailableError(f"Key Vault {ref.store} sent an unreadable reply for {ref}")
+
+    def version(self, ref: Ref, deadline: Deadline) -> str:
+        """The current version id, from ``GET /secrets/{name}/versions`` (attributes only,
+        no value; the newest ``created`` wins, as "latest" does). A pinned ``@VERSION``
+        is itself. Without the list permission (an access policy with ``get`` only),
+        falls back to ``GET /secrets/{name}`` and keeps only the id."""
+        if ref.version:
+            return ref.version
+        path = f"/secrets/{quote(ref.path)}/versions?api-version={API_VERSION}&maxresults=25"
+        newest: tuple[int, str] | None = None
+        url = self._config.vault_url(ref.store)
+        while path:
+            resp = self._request(ref.store, path, deadline)
+            if resp.status == 403:
+                return self._version_by_get(ref, deadline)
+            if resp.status != 200:
+                raise self._error(resp, ref)
+            body = resp.json()
+            page = body.get("value") if isinstance(body, dict) else None
+            for item in page if isinstance(page, list) else []:
+                attrs = item.get("attributes") if isinstance(item, dict) else None
+                created = attrs.get("created") if isinstance(attrs, dict) else None
+                ident = item.get("id") if isinstance(item, dict) else None
+                if isinstance(created, int) and isinstance(ident, str):
+                    newest = max(newest or (created, ""), (created, ident.rsplit("/", 1)[-1]))
+            path = _same_origin_path(body.get("nextLink") if isinstance(body, dict) else None, url)
+        if newest is None:
+            raise UnavailableError(f"Key Vault {ref.store} listed no version of {ref}")
+        return newest[1]
+
+    def _version_by_get(self, ref: Ref, deadline: Deadline) -> str:
+        path = f"/secrets/{quote(ref.path)}/?api-version={API_VERSION}"
+        resp = self._request(ref.store, path, deadline)
+        if resp.status != 200:
+            raise self._error(resp, ref)
+        body = resp.json()
+        ident = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(ident, str):
+            raise UnavailableError(f"Key Vault {ref.store} sent an unreadable reply for {ref}")
+        return ident.rstrip("/").rsplit("/", 1)[1]
+
+    def close(self, deadline: Deadline | None = None) -> None:
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for c in clients:
             c.close()  # the token source belongs to the caller, who closes it
 
 
-class SdkKeyVault:
-    """Key Vault through azure-keyvault-secrets (``SecretClient.get_secret``)."""
+def _same_origin_path(link: object, url: str) -> str:
+    """The path and query of a ``nextLink`` on the vault's own origin ('' to stop)."""
+    if not isinstance(link, str) or not link:
+        return ""
+    scheme, host, port, _ = split_url(url)
+    try:
+        if split_url(link)[:3] != (scheme, host, port):
+            return ""
+    except ValueError:
+        return ""
+    rest = link.split("://", 1)[1]
+    return "/" + rest.split("/", 1)[1] if "/" in rest else ""
 
-    scheme = "keyvault"
-    client = "sdk"
 
-    def __init__(
-        self, config: AzureConfig, credential: Any, who: str, subject: str | None = None
-    ) -> None:
-        self._config = config
-        self._credential = credential
-        self._who = who
-        self._subject = subject
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
+def build(context: StoreContext) -> KeyVault:
+    """The Key Vault backend of one fetch (the fetch's Azure token source)."""
+    from secretsboot.contract import AzureConfig
 
-    def describe_identity(self) -> str:
-        return self._who
+    return KeyVault(context.config.azure or AzureConfig(), context.azure_tokens(), context.env)
 
-    def _client(self, vault: str) -> Any:
-        from azure.keyvault.secrets import SecretClient
 
-        from secretsboot.backends._http import ca_file_from_env
-
-        url = self._config.vault_url(vault)
-        with self._lock:
-            client = self._clients.get(url)
-            if client is None:
-                ca = ca_file_from_env(self._config.ca_cert)
-                kwargs: dict[str, Any] = {"retry_total": 0}  # our policy retries
-                if ca:
-                    kwargs["connection_verify"] = ca
-                client = SecretClient(
-                    url, self._credential, verify_challenge_resource=False, **kwargs
-                )
-                self._clients[url] = client
-            return client
-
-    def get(self, ref: Ref, timeout: float) -> SecretValue:
-        """``SecretClient.get_secret`` (the same REST call, through azure-core)."""
-        from azure.core.exceptions import (
-            ClientAuthenticationError,
-            HttpResponseError,
-            ServiceRequestError,
-            ServiceResponseError,
-        )
-
-        try:
-            secret = self._client(ref.store).get_secret(
-                ref.path, ref.version, connection_timeout=timeout, read_timeout=timeout
-            )
-        except ClientAuthenticationError as exc:
-            # Raised both by the vault (401/403) and by the credential (Entra's answer):
-            # the URL of the failed request tells which.
-            request = getattr(exc.response, "request", None)
-            url = str(getattr(request, "url", "") or "")
-            if url.startswith(self._config.vault_url(ref.store)):
-                raise self._translate_for(exc, ref) from None
-            from secretsboot.identity.azure_sdk import credential_error
-
-            raise credential_error(exc, self._who, self._subject) from None
-        except HttpResponseError as exc:
-            raise self._translate_for(exc, ref) from None
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise UnavailableError(
-                f"Key Vault {ref.store} unreachable ({type(exc).__name__})",
-                hint="check the vault URL, the CA and the network",
-            ) from None
-        if secret.value is None:
-            raise NotFoundError(f"secret '{ref.path}' in Key Vault {ref.store} has no value")
-        return SecretValue(secret.value)
-
-    def _translate_for(self, exc: Any, ref: Ref) -> Exception:
-        response = exc.response
-        body: Any = None
-        retry_after = None
-        if response is not None:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            raw = response.headers.get("Retry-After")
-            if raw and raw.replace(".", "", 1).isdigit():
-                retry_after = float(raw)
-        return keyvault_error(exc.status_code or 0, body, ref, self._who, retry_after)
-
-    def close(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-        for c in clients:
-            c.close()  # the credential belongs to the caller, who closes it
+FETCH_BACKEND = KeyVault

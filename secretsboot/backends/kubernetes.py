@@ -1,52 +1,34 @@
 """Kubernetes Secrets: ``k8s://SECRET#KEY`` in the pod's namespace.
 
 REST call: ``GET /api/v1/namespaces/{ns}/secrets/{name}`` as the pod's service
-account (in-cluster) or the kubeconfig's user. :class:`LeanKubernetes` uses our
-pooled HTTP client, :class:`SdkKubernetes` the official ``kubernetes`` client; both
-translate errors in :func:`kubernetes_error` only.
+account (in-cluster) or the kubeconfig's user; :meth:`Kubernetes.version` asks the
+same URL for the object's metadata only (``PartialObjectMetadata``). Errors are
+translated by :func:`secretsboot.transport.status.kubernetes_error`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import os
 
-from secretsboot.backends._http import HttpClient, quote
-from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
+from secretsboot.errors import NotFoundError, UnavailableError
 from secretsboot.secret import FALLBACK_PLACEHOLDER, SecretValue
+from secretsboot.transport import HttpClient, quote
+from secretsboot.transport.status import kubernetes_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
+    from secretsboot.backends.base import StoreContext
     from secretsboot.identity.kubernetes import ApiAccess
     from secretsboot.refs import Ref
+    from secretsboot.transport import Deadline, Response
 
-
-def kubernetes_error(
-    status: int, ref: Ref, namespace: str, who: str, retry_after: float | None = None
-) -> Exception:
-    """The one translation of a Kubernetes API error into our tree."""
-    where = f"Secret {namespace}/{ref.store}"
-    if status == 429 or status >= 500:
-        return UnavailableError(
-            f"Kubernetes API answered {status} for {where}", retry_after=retry_after
-        )
-    if status == 404:
-        return NotFoundError(f"{where} not found")
-    if status == 403:
-        return DeniedError(
-            f"Kubernetes denied {who} reading {where}",
-            hint=f"add a Role with 'get' on secrets/{ref.store} bound to the service account "
-            "(secretsboot provision)",
-        )
-    if status == 401:
-        return DeniedError(
-            f"Kubernetes rejected the credentials of {who}",
-            hint="the service-account token is expired or not for this cluster",
-        )
-    return BadInputError(f"Kubernetes refused the read of {where} (HTTP {status})")
+SCHEME = "k8s"
+#: metadata only where the API server offers it, the whole object elsewhere
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
 def extract(secret: Any, ref: Ref, namespace: str) -> SecretValue:
@@ -75,11 +57,12 @@ def _who(access: ApiAccess) -> str:
     return f"{access.source} user {access.user or '?'}"
 
 
-class LeanKubernetes:
-    scheme = "k8s"
-    client = "lean"
+class Kubernetes:
+    """The Kubernetes API over the transport's client."""
 
-    def __init__(self, access: ApiAccess) -> None:
+    scheme = SCHEME
+
+    def __init__(self, access: ApiAccess, env: Mapping[str, str] | None = None) -> None:
         self._access = access
         self._who = _who(access)
         self._http = HttpClient(
@@ -88,6 +71,7 @@ class LeanKubernetes:
             ca_data=access.ca_data,
             client_cert=access.client_cert,
             what="Kubernetes API",
+            env=env,
         )
         if access.temp_dir:
             from secretsboot.identity.kubernetes import forget_client_cert
@@ -100,88 +84,44 @@ class LeanKubernetes:
     def describe_identity(self) -> str:
         return self._who
 
-    def get(self, ref: Ref, timeout: float) -> SecretValue:
-        """``GET /api/v1/namespaces/{ns}/secrets/{name}``, then base64-decode ``data[key]``."""
+    def _secret(self, ref: Ref, deadline: Deadline, accept: str) -> Any:
         ns = self._access.namespace
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if self._access.token:
             headers["Authorization"] = f"Bearer {self._access.token}"
-        resp = self._http.request(
+        resp: Response = self._http.request(
             "GET",
             f"/api/v1/namespaces/{quote(ns)}/secrets/{quote(ref.store)}",
             headers=headers,
-            timeout=timeout,
+            deadline=deadline,
         )
-        if resp.status == 200:
-            return extract(resp.json(), ref, ns)
-        raise kubernetes_error(resp.status, ref, ns, self._who, resp.retry_after)
+        if resp.status != 200:
+            raise kubernetes_error(resp.status, ns, ref.store, self._who, resp.retry_after)
+        return resp.json()
 
-    def close(self) -> None:
+    def get(self, ref: Ref, deadline: Deadline) -> SecretValue:
+        """``GET /api/v1/namespaces/{ns}/secrets/{name}``, then base64-decode ``data[key]``."""
+        secret = self._secret(ref, deadline, "application/json")
+        return extract(secret, ref, self._access.namespace)
+
+    def version(self, ref: Ref, deadline: Deadline) -> str:
+        """The Secret's ``metadata.resourceVersion`` (its data is not asked for)."""
+        secret = self._secret(ref, deadline, METADATA_ACCEPT)
+        meta = secret.get("metadata") if isinstance(secret, dict) else None
+        version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        if not isinstance(version, str) or not version:
+            raise UnavailableError(f"Kubernetes sent Secret {ref.store} without resourceVersion")
+        return version
+
+    def close(self, deadline: Deadline | None = None) -> None:
         self._http.close()
 
 
-class SdkKubernetes:
-    """Kubernetes through the official client (``CoreV1Api.read_namespaced_secret``)."""
+def build(context: StoreContext) -> Kubernetes:
+    """The Kubernetes backend of one fetch (in-cluster access, else the kubeconfig)."""
+    from secretsboot.identity.kubernetes import api_access
 
-    scheme = "k8s"
-    client = "sdk"
+    return Kubernetes(api_access(context.env, context.config.namespace), context.env)
 
-    def __init__(self, access: ApiAccess) -> None:
-        from kubernetes import client as k8s
 
-        self._access = access
-        self._who = _who(access)
-        cfg = k8s.Configuration()
-        cfg.host = access.server
-        cfg.verify_ssl = True
-        self._ca_temp: str | None = None
-        if access.ca_data:
-            import tempfile
-
-            # the official client wants a CA file; it holds only the public CA certificate
-            with tempfile.NamedTemporaryFile("w", suffix=".crt", delete=False) as fh:
-                fh.write(access.ca_data)
-            cfg.ssl_ca_cert = self._ca_temp = fh.name
-        elif access.ca_file:
-            cfg.ssl_ca_cert = access.ca_file
-        if access.token:
-            cfg.api_key = {"authorization": f"Bearer {access.token}"}
-        if access.client_cert:
-            cfg.cert_file, cfg.key_file = access.client_cert
-        self._api_client: Any = k8s.ApiClient(cfg)
-        self._api = k8s.CoreV1Api(self._api_client)
-
-    def describe_identity(self) -> str:
-        return self._who
-
-    def get(self, ref: Ref, timeout: float) -> SecretValue:
-        """``CoreV1Api.read_namespaced_secret`` (the same REST call)."""
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
-        ns = self._access.namespace
-        try:
-            resp = self._api.read_namespaced_secret(
-                ref.store, ns, _request_timeout=timeout, _preload_content=False
-            )
-            body = resp.json()
-        except ApiException as exc:
-            retry = exc.headers.get("Retry-After") if exc.headers else None
-            retry_after = float(retry) if retry and retry.isdigit() else None
-            raise kubernetes_error(exc.status or 0, ref, ns, self._who, retry_after) from None
-        except HTTPError as exc:
-            raise UnavailableError(
-                f"Kubernetes API at {self._access.server} unreachable ({type(exc).__name__})"
-            ) from None
-        return extract(body, ref, ns)
-
-    def close(self) -> None:
-        from secretsboot.identity.kubernetes import forget_client_cert
-
-        self._api_client.close()
-        forget_client_cert(self._access)
-        if self._ca_temp:
-            import contextlib
-
-            with contextlib.suppress(OSError):
-                os.unlink(self._ca_temp)
+FETCH_BACKEND = Kubernetes

@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 
 from secretsboot.fetch._cli import (
-    DEFAULT_CLIENT,
     DEFAULT_PROPAGATION_WINDOW,
     DEFAULT_TIMEOUT,
     do_fetch,
@@ -32,7 +31,6 @@ WindowOpt = Annotated[
         help="Seconds to retry denials typical of a fresh grant (AADSTS70021, Key Vault 403).",
     ),
 ]
-ClientOpt = Annotated[str, typer.Option(help="lean (default, fast start) or sdk.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +51,6 @@ def register(app: typer.Typer) -> None:
         ] = None,
         owner: Annotated[int | None, typer.Option(help="uid owning the files.")] = None,
         group: Annotated[int | None, typer.Option(help="gid owning the files.")] = None,
-        client: ClientOpt = DEFAULT_CLIENT,
     ) -> None:
         """Fetch a pod's secrets into files, all or nothing (init container)."""
         from secretsboot.cli import options
@@ -67,7 +64,6 @@ def register(app: typer.Typer) -> None:
             json_file=json_file,
             owner=owner,
             group=group,
-            client=client,
             verbose=options().verbose,
             quiet=options().quiet,
         )
@@ -78,7 +74,6 @@ def register(app: typer.Typer) -> None:
         config: ConfigOpt = None,
         timeout: TimeoutOpt = DEFAULT_TIMEOUT,
         propagation_window: WindowOpt = DEFAULT_PROPAGATION_WINDOW,
-        client: ClientOpt = DEFAULT_CLIENT,
     ) -> None:
         """Fetch secrets into the environment and exec CMD in place (nothing on disk)."""
         from secretsboot.cli import options
@@ -88,6 +83,5 @@ def register(app: typer.Typer) -> None:
             config_path=config,
             timeout=timeout,
             propagation_window=propagation_window,
-            client=client,
             verbose=options().verbose,
         )

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_PROPAGATION_WINDOW = 30.0
-DEFAULT_CLIENT = "lean"
 
 
 def do_fetch(
@@ -36,7 +35,6 @@ def do_fetch(
     json_file: str | None = None,
     owner: int | None = None,
     group: int | None = None,
-    client: str = DEFAULT_CLIENT,
     verbose: bool = False,
     quiet: bool = False,
 ) -> None:
@@ -54,7 +52,6 @@ def do_fetch(
         config,
         timeout=timeout,
         propagation_window=propagation_window,
-        client=client,
         log=_log if verbose else None,
     )
     names = write_secrets(config, values, out, owner=owner, group=group)
@@ -73,7 +70,6 @@ def do_run(
     config_path: str | None,
     timeout: float = DEFAULT_TIMEOUT,
     propagation_window: float = DEFAULT_PROPAGATION_WINDOW,
-    client: str = DEFAULT_CLIENT,
     verbose: bool = False,
 ) -> None:
     """Fetch every secret into the environment and replace this process with ``command``."""
@@ -89,7 +85,6 @@ def do_run(
         config,
         timeout=timeout,
         propagation_window=propagation_window,
-        client=client,
         log=_log if verbose else None,
     )
     env = dict(os.environ)
@@ -109,9 +104,9 @@ def _log(message: str) -> None:
 USAGE = {
     "fetch": "usage: secretsboot fetch [--config FILE] [--out DIR] [--timeout S] "
     "[--propagation-window S] [--dotenv NAME] [--json NAME] [--owner UID] [--group GID] "
-    "[--client lean|sdk] [-v] [-q]",
+    "[-v] [-q]",
     "run": "usage: secretsboot run [--config FILE] [--timeout S] [--propagation-window S] "
-    "[--client lean|sdk] [-v] -- CMD ARGS...",
+    "[-v] -- CMD ARGS...",
 }
 HELP = """
 Fetch a pod's secrets{what}. Options:
@@ -124,7 +119,6 @@ Fetch a pod's secrets{what}. Options:
       --dotenv NAME           also write a dotenv file NAME in --out              [fetch]
       --json NAME             also write a JSON bundle NAME in --out              [fetch]
       --owner UID, --group GID  owner of the files                                [fetch]
-      --client lean|sdk       HTTP client: lean (default, fast start) or the SDKs
   -v, --verbose               log retries and fallbacks (never a value)
   -q, --quiet                 print errors only                                   [fetch]
 """
@@ -139,7 +133,6 @@ _VALUED = {
     "--json": "json_file",
     "--owner": "owner",
     "--group": "group",
-    "--client": "client",
 }
 _FLAGS = {"--verbose": "verbose", "-v": "verbose", "--quiet": "quiet", "-q": "quiet"}
 _FETCH_ONLY = {"out", "dotenv", "json_file", "owner", "group", "quiet"}
@@ -190,7 +183,7 @@ def parse(argv: Sequence[str]) -> tuple[str, dict[str, Any], list[str]]:
     opts: dict[str, Any] = {
         "config": None, "out": None, "timeout": DEFAULT_TIMEOUT,
         "propagation_window": DEFAULT_PROPAGATION_WINDOW, "dotenv": None, "json_file": None,
-        "owner": None, "group": None, "client": DEFAULT_CLIENT, "verbose": False, "quiet": False,
+        "owner": None, "group": None, "verbose": False, "quiet": False,
     }  # fmt: skip
     tail: list[str] = []
     i = 0
@@ -221,8 +214,6 @@ def parse(argv: Sequence[str]) -> tuple[str, dict[str, Any], list[str]]:
                     value = _NUMBERS[key](value)
                 except ValueError:
                     raise UsageError(f"{name}: '{value}' is not a number") from None
-            if key == "client" and value not in ("lean", "sdk"):
-                raise UsageError(f"--client must be lean or sdk, not '{value}'")
         else:
             raise UsageError(f"unknown option {arg}")
         if command == "run" and key in _FETCH_ONLY:
@@ -256,7 +247,6 @@ def _main(argv: Sequence[str]) -> int:
             "config_path": opts["config"],
             "timeout": opts["timeout"],
             "propagation_window": opts["propagation_window"],
-            "client": opts["client"],
             "verbose": opts["verbose"],
         }
         if command == "fetch":

@@ -1,10 +1,17 @@
 """Retries: jittered exponential backoff inside one overall deadline.
 
 Only transient errors are retried: :class:`~secretsboot.errors.UnavailableError`
-(429, 5xx, connection failures; a server's ``Retry-After`` is honoured) and, for
-the propagation window only, :class:`~secretsboot.backends.base.PropagationPendingError`
-(a fresh federated credential or role assignment that has not reached the
-service yet). Bad input, a plain denial and a missing secret fail at once.
+(429, 5xx, connection failures, an unparsable reply) and, for the propagation window
+only, :class:`~secretsboot.errors.PropagationPendingError` (a fresh federated
+credential or role assignment that has not reached the service yet). Bad input, a
+plain denial and a missing secret fail at once.
+
+With ``until_deadline`` (the last source of a secret) an unavailable store is retried
+until the deadline, whatever the attempt count: a 429 storm is ridden out. A server's
+``Retry-After`` is honoured while it fits in what remains; when it asks for more, the
+call waits what remains (it does not come back early) and then fails saying so.
+Without it (a source with a fallback after it) ``max_attempts`` bounds the retries,
+so the fallback still gets its turn.
 
 The clock is injectable so the policy is tested without sleeping::
 
@@ -20,8 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from secretsboot.backends.base import PropagationPendingError
-from secretsboot.errors import UnavailableError
+from secretsboot.errors import PropagationPendingError, UnavailableError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -122,6 +128,7 @@ def retry_call(
     rng: Uniform | None = None,
     on_retry: Callable[[int, Exception, float], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    until_deadline: bool = False,
 ) -> T:
     """Call ``fn`` until it succeeds, fails for good, or the policy runs out.
 
@@ -145,19 +152,15 @@ def retry_call(
             retry_after = exc.retry_after
         attempt += 1
         # A pending propagation is bounded by its window, not by the attempt count.
-        if attempt >= policy.max_attempts and not isinstance(error, PropagationPendingError):
+        pending = isinstance(error, PropagationPendingError)
+        if attempt >= policy.max_attempts and not pending and not until_deadline:
             raise error
         wait = policy.delay(attempt, retry_after, rng)
-        if isinstance(error, PropagationPendingError):
+        if pending:
             wait = min(wait, max(0.0, policy.propagation_until - clock.monotonic()))
-        if clock.monotonic() + wait >= policy.deadline:
-            if isinstance(error, UnavailableError):
-                raise UnavailableError(
-                    f"{error.message} (gave up: the deadline passed after {attempt} attempts)",
-                    hint=error.hint,
-                    retry_after=error.retry_after,
-                ) from None
-            raise error
+        remaining = policy.remaining(clock)
+        if wait >= remaining:
+            _give_up(error, attempt, remaining, retry_after if until_deadline else None, clock)
         if cancelled is not None and cancelled():
             raise Aborted(error)
         if on_retry is not None:
@@ -165,3 +168,24 @@ def retry_call(
         clock.sleep(wait)
         if cancelled is not None and cancelled():
             raise Aborted(error)
+
+
+def _give_up(
+    error: Exception, attempt: int, remaining: float, retry_after: float | None, clock: Clock
+) -> None:
+    """Raise the error that ends the retries at the deadline."""
+    if not isinstance(error, UnavailableError):
+        raise error
+    if retry_after:
+        # The server asked us not to come back before Retry-After: wait what remains
+        # rather than fail early into a restart loop that would hammer it.
+        clock.sleep(max(0.0, remaining))
+        why = (
+            f"gave up at the deadline: the server asked to retry after {retry_after:g} s, "
+            f"more than the {max(0.0, remaining):.1f} s that remained"
+        )
+    else:
+        why = f"gave up: the deadline passed after {attempt} attempts"
+    raise UnavailableError(
+        f"{error.message} ({why})", hint=error.hint, retry_after=error.retry_after
+    ) from None

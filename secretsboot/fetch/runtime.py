@@ -19,161 +19,87 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 
-from secretsboot.backends.base import PropagationPendingError
 from secretsboot.contract import FetchConfig, SecretEntry
 from secretsboot.errors import (
     BadInputError,
     DeniedError,
     NotFoundError,
+    PropagationPendingError,
     SecretsbootError,
     UnavailableError,
 )
 from secretsboot.fetch.retry import Aborted, RetryPolicy, SystemClock, retry_call
 from secretsboot.secret import SecretValue
+from secretsboot.transport import Deadline
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from secretsboot.backends.base import SecretStore
     from secretsboot.fetch.retry import Clock
+    from secretsboot.identity.azure import TokenSource
     from secretsboot.refs import Ref
 
-CLIENTS = ("lean", "sdk")
 MAX_THREADS = 16
+#: one attempt's share of the deadline: a silent server still leaves time to retry
+ATTEMPT_BUDGET = 10.0
+#: closing (Vault revoke-self) may run this long past a deadline that has passed
+CLOSE_BUDGET = 0.5
 
 
 class Stores:
-    """The backends of one fetch, built on first use (thread-safe) and closed together."""
+    """The backends of one fetch, built on first use (thread-safe) and closed together.
+
+    Each scheme's backend comes from its module in :data:`secretsboot.backends.STORES`;
+    this object is the context they are built with (config, env, Azure tokens).
+    """
 
     def __init__(
         self,
         config: FetchConfig,
         env: Mapping[str, str],
-        client: str = "lean",
         given: Mapping[str, SecretStore] | None = None,
     ) -> None:
         self.config = config
         self.env = env
-        self.client = client
         self._given = dict(given or {})
         self._stores: dict[str, SecretStore] = {}
-        self._azure: Any = None
-        self._azure_credential: Any = None
+        self._azure: TokenSource | None = None
         self._lock = threading.Lock()
 
     def get(self, scheme: str) -> SecretStore:
         with self._lock:
             store = self._stores.get(scheme) or self._given.get(scheme)
             if store is None:
-                store = self._build(scheme)
+                from secretsboot.backends import build_store
+
+                store = build_store(scheme, self)
                 self._stores[scheme] = store
             return store
 
-    def close(self) -> None:
+    def close(self, deadline: Deadline | None = None) -> None:
         with self._lock:
             stores, self._stores = list(self._stores.values()), {}
             azure, self._azure = self._azure, None
         for store in stores:
-            store.close()
+            store.close(deadline)
         if azure is not None:
             azure.close()
 
-    def _azure_tokens(self) -> Any:
+    def azure_tokens(self) -> TokenSource:
         """One Azure token source per fetch, shared by Key Vault and Vault azure/jwt login."""
         if self._azure is None:
+            from secretsboot.identity.azure import token_source
+
             az = self.config.azure
-            kwargs = {
-                "tenant_id": az.tenant_id if az else None,
-                "client_id": az.client_id if az else None,
-                "authority_host": az.authority_host if az else None,
-                "ca_file": az.ca_cert if az else None,
-            }
-            if self.client == "sdk":
-                import logging
-
-                from secretsboot.identity.azure_sdk import SdkTokenSource, sdk_credential
-
-                # azure-identity logs each failed attempt as a warning; our error says it once
-                logging.getLogger("azure").setLevel(logging.ERROR)
-
-                cred, who, subject = sdk_credential(self.config.identity, self.env, **kwargs)
-                self._azure = SdkTokenSource(cred, who, subject)
-                self._azure_credential = (cred, who, subject)
-            else:
-                from secretsboot.identity.azure import token_source
-
-                self._azure = token_source(self.config.identity, self.env, **kwargs)
+            self._azure = token_source(
+                self.config.identity,
+                self.env,
+                tenant_id=az.tenant_id if az else None,
+                client_id=az.client_id if az else None,
+                authority_host=az.authority_host if az else None,
+                ca_file=az.ca_cert if az else None,
+            )
         return self._azure
-
-    def _build(self, scheme: str) -> SecretStore:
-        if scheme == "keyvault":
-            from secretsboot.contract import AzureConfig
-
-            azure_cfg = self.config.azure or AzureConfig()
-            tokens = self._azure_tokens()
-            if self.client == "sdk":
-                from secretsboot.backends.keyvault import SdkKeyVault
-
-                cred, who, subject = self._azure_credential
-                return SdkKeyVault(azure_cfg, cred, who, subject)
-            from secretsboot.backends.keyvault import LeanKeyVault
-
-            return LeanKeyVault(azure_cfg, tokens)
-        if scheme == "vault":
-            return self._build_vault()
-        if scheme == "k8s":
-            from secretsboot.identity.kubernetes import api_access
-
-            access = api_access(self.env, self.config.namespace)
-            if self.client == "sdk":
-                from secretsboot.backends.kubernetes import SdkKubernetes
-
-                return SdkKubernetes(access)
-            from secretsboot.backends.kubernetes import LeanKubernetes
-
-            return LeanKubernetes(access)
-        raise BadInputError(f"unknown scheme '{scheme}'")
-
-    def _build_vault(self) -> SecretStore:
-        from secretsboot.identity.kubernetes import read_serviceaccount_token
-        from secretsboot.identity.vault import describe_login, login_request
-
-        vault_cfg = self.config.vault
-        if vault_cfg is None:
-            raise BadInputError(
-                f"{self.config.source}: vault:// sources need the vault section",
-                hint="set vault.address (or VAULT_ADDR) and vault.auth",
-            )
-        auth = vault_cfg.auth
-        needs_azure = auth.method == "azure" or (
-            auth.method == "jwt" and auth.jwt_source == "entra"
-        )
-        azure = self._azure_tokens() if needs_azure else None
-        sa_desc = None
-        if self.config.namespace and self.config.service_account:
-            sa_desc = f"system:serviceaccount:{self.config.namespace}:{self.config.service_account}"
-        elif not needs_azure:
-            from secretsboot.identity.azure import token_subject
-
-            try:
-                sa_desc = token_subject(read_serviceaccount_token(self.env, auth.token_path))
-            except BadInputError:
-                sa_desc = None  # reported by the login itself
-        who = describe_login(auth, azure.describe() if azure else sa_desc)
-
-        def login(timeout: float) -> tuple[str, dict[str, Any]]:
-            return login_request(
-                auth, lambda: read_serviceaccount_token(self.env, auth.token_path), azure, timeout
-            )
-
-        if self.client == "sdk":
-            from secretsboot.backends.vault import SdkVault
-
-            return SdkVault(vault_cfg, login, who)
-        from secretsboot.backends.vault import LeanVault
-
-        return LeanVault(vault_cfg, login, who)
 
 
 class _Outcome:
@@ -191,7 +117,6 @@ def fetch_secrets(
     *,
     timeout: float = 60.0,
     propagation_window: float = 30.0,
-    client: str = "lean",
     env: Mapping[str, str] | None = None,
     clock: Clock | None = None,
     log: Callable[[str], None] | None = None,
@@ -206,13 +131,11 @@ def fetch_secrets(
 
     >>> values = fetch_secrets(FetchConfig.load("fetch.yaml"), timeout=30)  # doctest: +SKIP
     """
-    if client not in CLIENTS:
-        raise BadInputError(f"--client must be one of {', '.join(CLIENTS)}, not '{client}'")
     # All or nothing: once one secret has failed for good, the others stop retrying.
     abort = threading.Event()
     clock = clock or SystemClock(abort)
     policy = RetryPolicy.starting(clock, timeout=timeout, propagation_window=propagation_window)
-    stores = Stores(config, os.environ if env is None else env, client, backends)
+    stores = Stores(config, os.environ if env is None else env, backends)
     outcomes: dict[str, _Outcome] = {s.name: _Outcome() for s in config.secrets}
 
     def work(entry: SecretEntry) -> None:
@@ -235,7 +158,8 @@ def fetch_secrets(
     try:
         _run_parallel(work, list(config.secrets))
     finally:
-        stores.close()
+        left = policy.remaining(clock)
+        stores.close(Deadline.after(CLOSE_BUDGET if left <= 0 else min(left, 2.0)))
     failures = [(n, o.error) for n, o in outcomes.items() if o.error and not o.aborted]
     if failures:
         stopped = sorted(n for n, o in outcomes.items() if o.aborted)
@@ -275,17 +199,22 @@ def _from_source(
     clock: Clock,
     log: Callable[[str], None] | None,
     cancelled: Callable[[], bool],
+    last: bool,
 ) -> SecretValue:
     store = stores.get(ref.scheme)
+    deadline = Deadline(policy.deadline, clock.monotonic)
 
     def attempt() -> SecretValue:
-        return store.get(ref, max(0.1, min(10.0, policy.remaining(clock))))
+        return store.get(ref, deadline.capped(ATTEMPT_BUDGET))
 
     def on_retry(n: int, exc: Exception, wait: float) -> None:
         if log is not None:
             log(f"secret '{name}' {ref}: retry {n} in {wait:.2f}s ({exc})")
 
-    return retry_call(attempt, policy, clock, on_retry=on_retry, cancelled=cancelled)
+    # the last source is retried until the deadline; one with a fallback after it is not
+    return retry_call(
+        attempt, policy, clock, on_retry=on_retry, cancelled=cancelled, until_deadline=last
+    )
 
 
 def _fetch_one(
@@ -302,7 +231,7 @@ def _fetch_one(
     for i, ref in enumerate(entry.sources):
         is_last = i == len(entry.sources) - 1
         try:
-            return _from_source(entry.name, ref, stores, policy, clock, log, cancelled)
+            return _from_source(entry.name, ref, stores, policy, clock, log, cancelled, is_last)
         except NotFoundError as exc:
             last = exc
         except UnavailableError as exc:

@@ -1,7 +1,7 @@
 """How a pod proves who it is.
 
-- :mod:`.azure`: Entra ID tokens, lean client (workload identity, IMDS / pod identity,
-  service principal); :mod:`.azure_sdk`: the same through azure-identity.
+- :mod:`.azure`: Entra ID tokens (workload identity, IMDS / pod identity, service
+  principal) on the transport's HTTP client.
 - :mod:`.kubernetes`: the pod's service account (in-cluster) or a kubeconfig.
 - :mod:`.vault`: the body of a Vault login (kubernetes, jwt, azure auth methods).
 

@@ -9,9 +9,11 @@ Three ways a pod gets one, each a :class:`TokenSource`:
   aad-pod-identity's NMI, or a test fake), ``GET /metadata/identity/oauth2/token``;
 - :class:`ServicePrincipal`: ``AZURE_CLIENT_SECRET`` with the client-credentials grant.
 
-Entra's errors are translated once, in :func:`entra_error`; AADSTS70021 (no
-matching federated credential) is a :class:`PropagationPendingError`, since a
-just-created credential takes a while to reach every Entra node.
+Entra's errors are translated once, in :func:`secretsboot.transport.status.entra_error`:
+AADSTS70021/700211/700212/700213 (no matching federated credential) are a
+:class:`~secretsboot.errors.PropagationPendingError`, since a just-created credential
+takes a while to reach every Entra node. Every wait is bounded by the
+:class:`~secretsboot.transport.Deadline` the caller passes.
 
 >>> src = WorkloadIdentity.from_env({"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c",
 ...     "AZURE_FEDERATED_TOKEN_FILE": "/tok", "AZURE_AUTHORITY_HOST": "https://login.example"})
@@ -26,16 +28,17 @@ import threading
 import time
 from collections.abc import Mapping
 
-from secretsboot.backends._http import HttpClient, Response, form, quote
-from secretsboot.backends.base import PropagationPendingError
-from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
+from secretsboot.contract import DEFAULT_AUTHORITY
+from secretsboot.errors import BadInputError, NotFoundError, UnavailableError
+from secretsboot.transport import Deadline, HttpClient, Response, form, quote
+from secretsboot.transport.status import entra_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Protocol
+    from typing import Protocol
 
     class TokenSource(Protocol):
-        def token(self, scope: str, timeout: float) -> str:
+        def token(self, scope: str, deadline: Deadline) -> str:
             """An access token for ``scope`` (e.g. ``https://vault.azure.net/.default``)."""
             ...
 
@@ -47,7 +50,6 @@ if TYPE_CHECKING:
 # The real IMDS address, used only inside Azure when AZURE_POD_IDENTITY_AUTHORITY_HOST is
 # unset; tests always set that variable (and tests/conftest.py refuses non-loopback).
 IMDS_DEFAULT = "http://169.254.169.254"
-DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
@@ -58,56 +60,34 @@ class _Cached:
         self._tokens: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
-    def token(self, scope: str, timeout: float) -> str:
-        with self._lock:  # one request per scope even when 20 threads ask at once
+    def token(self, scope: str, deadline: Deadline) -> str:
+        # one request per scope even when 20 threads ask at once; the wait is bounded too
+        if not self._lock.acquire(timeout=max(0.0, deadline.remaining())):
+            raise UnavailableError(f"no token for {self.describe()} before the deadline")
+        try:
             cached = self._tokens.get(scope)
             if cached and cached[1] - 60 > time.time():
                 return cached[0]
-            token, expires_in = self._request(scope, timeout)
+            token, expires_in = self._request(scope, deadline)
             self._tokens[scope] = (token, time.time() + expires_in)
             return token
+        finally:
+            self._lock.release()
 
-    def _request(self, scope: str, timeout: float) -> tuple[str, float]:
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def _request(self, scope: str, deadline: Deadline) -> tuple[str, float]:
         raise NotImplementedError
 
 
 def _token_reply(resp: Response, who: str, subject: str | None) -> tuple[str, float]:
-    body = resp.json()
-    if resp.status == 200 and isinstance(body, dict) and body.get("access_token"):
-        return str(body["access_token"]), float(body.get("expires_in") or 300)
-    raise entra_error(resp.status, body, who, subject, resp.retry_after)
-
-
-def entra_error(
-    status: int, body: Any, who: str, subject: str | None, retry_after: float | None = None
-) -> Exception:
-    """The one translation of an Entra ID / IMDS token error into our tree."""
-    description = ""
-    if isinstance(body, dict):
-        description = str(body.get("error_description") or body.get("error") or "")
-    code = description.split(":", 1)[0].strip() if description.startswith("AADSTS") else ""
-    if status == 429 or status >= 500:
-        return UnavailableError(
-            f"Entra ID token endpoint answered {status} for {who}", retry_after=retry_after
-        )
-    if code == "AADSTS70021":
-        sub = subject or "the pod's service account"
-        return PropagationPendingError(
-            f"federated credential for subject {sub} not found on {who}",
-            hint="run secretsboot provision (a new credential takes a minute or two to apply); "
-            "check the issuer, subject and audience api://AzureADTokenExchange",
-        )
-    if code in ("AADSTS700016", "AADSTS700024", "AADSTS7000215", "AADSTS7000222"):
-        return DeniedError(
-            f"Entra ID rejected {who}: {code}",
-            hint="check the client id, tenant and credential (secret or federated token)",
-        )
-    if status in (400, 401, 403):
-        text = code or (body.get("error") if isinstance(body, dict) else "") or str(status)
-        return DeniedError(f"Entra ID refused a token for {who}: {text}")
-    if status == 404:
-        return NotFoundError(f"no identity endpoint for {who} (HTTP 404)")
-    return BadInputError(f"Entra ID answered {status} for {who}")
+    if resp.status == 200:
+        body = resp.json()  # unparsable: unavailable (retried)
+        if isinstance(body, dict) and body.get("access_token"):
+            return str(body["access_token"]), float(body.get("expires_in") or 300)
+        raise UnavailableError(f"the token reply for {who} holds no access_token")
+    raise entra_error(resp.status, resp.json_or_none(), who, subject, resp.retry_after)
 
 
 def token_subject(token: str) -> str | None:
@@ -148,13 +128,14 @@ class WorkloadIdentity(_Cached):
         token_file: str,
         authority_host: str,
         ca_file: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.tenant_id = tenant_id
         self.client_id = client_id
         self.token_file = token_file
         self.authority_host = authority_host.rstrip("/")
-        self._http = HttpClient(self.authority_host, ca_file=ca_file, what="Entra ID")
+        self._http = HttpClient(self.authority_host, ca_file=ca_file, what="Entra ID", env=env)
 
     @classmethod
     def from_env(
@@ -184,7 +165,7 @@ class WorkloadIdentity(_Cached):
                 "'true' and annotate its service account azure.workload.identity/client-id",
             )
         assert tenant and client and token_file  # noqa: S101 - narrowed above
-        return cls(tenant, client, token_file, authority, ca_file)
+        return cls(tenant, client, token_file, authority, ca_file, env)
 
     def describe(self) -> str:
         return f"workload identity {self.client_id}"
@@ -199,7 +180,7 @@ class WorkloadIdentity(_Cached):
                 hint="is the azure-identity-token projected volume mounted?",
             ) from None
 
-    def _request(self, scope: str, timeout: float) -> tuple[str, float]:
+    def _request(self, scope: str, deadline: Deadline) -> tuple[str, float]:
         assertion = self.assertion()  # re-read each time: the kubelet rotates it
         body = form(
             {
@@ -215,7 +196,7 @@ class WorkloadIdentity(_Cached):
             f"/{quote(self.tenant_id)}/oauth2/v2.0/token",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             body=body,
-            timeout=timeout,
+            deadline=deadline,
         )
         return _token_reply(resp, self.describe(), token_subject(assertion))
 
@@ -233,12 +214,15 @@ class ServicePrincipal(_Cached):
         secret: str,
         authority_host: str,
         ca_file: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.tenant_id = tenant_id
         self.client_id = client_id
         self._secret = secret
-        self._http = HttpClient(authority_host.rstrip("/"), ca_file=ca_file, what="Entra ID")
+        self._http = HttpClient(
+            authority_host.rstrip("/"), ca_file=ca_file, what="Entra ID", env=env
+        )
 
     @classmethod
     def from_env(
@@ -257,12 +241,12 @@ class ServicePrincipal(_Cached):
                 "service principal needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
                 hint="mount them from a Kubernetes Secret (or use workload identity)",
             )
-        return cls(tenant, client, secret, authority, ca_file)
+        return cls(tenant, client, secret, authority, ca_file, env)
 
     def describe(self) -> str:
         return f"service principal {self.client_id}"
 
-    def _request(self, scope: str, timeout: float) -> tuple[str, float]:
+    def _request(self, scope: str, deadline: Deadline) -> tuple[str, float]:
         body = form(
             {
                 "client_id": self.client_id,
@@ -276,7 +260,7 @@ class ServicePrincipal(_Cached):
             f"/{quote(self.tenant_id)}/oauth2/v2.0/token",
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             body=body,
-            timeout=timeout,
+            deadline=deadline,
         )
         return _token_reply(resp, self.describe(), None)
 
@@ -287,21 +271,24 @@ class ServicePrincipal(_Cached):
 class ManagedIdentity(_Cached):
     """IMDS: a VM/VMSS managed identity, or aad-pod-identity's NMI in front of it."""
 
-    def __init__(self, endpoint: str, client_id: str | None = None) -> None:
+    def __init__(
+        self, endpoint: str, client_id: str | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__()
         self.endpoint = endpoint.rstrip("/")
         self.client_id = client_id
-        self._http = HttpClient(self.endpoint, what="IMDS")
+        # IMDS (and aad-pod-identity's NMI in front of it) is plain http on the node by design
+        self._http = HttpClient(self.endpoint, what="IMDS", env=env, cleartext_ok=True)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], client_id: str | None = None) -> ManagedIdentity:
-        return cls(env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or IMDS_DEFAULT, client_id)
+        return cls(env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or IMDS_DEFAULT, client_id, env)
 
     def describe(self) -> str:
         who = f" {self.client_id}" if self.client_id else ""
         return f"managed identity{who} (IMDS {self.endpoint})"
 
-    def _request(self, scope: str, timeout: float) -> tuple[str, float]:
+    def _request(self, scope: str, deadline: Deadline) -> tuple[str, float]:
         resource = scope.removesuffix("/.default")
         query = {"api-version": "2018-02-01", "resource": resource}
         if self.client_id:
@@ -310,9 +297,9 @@ class ManagedIdentity(_Cached):
             "GET",
             "/metadata/identity/oauth2/token?" + form(query).decode(),
             headers={"Metadata": "true"},
-            timeout=timeout,
+            deadline=deadline,
         )
-        if resp.status in (400, 404) and not isinstance(resp.json(), dict):
+        if resp.status in (400, 404) and not isinstance(resp.json_or_none(), dict):
             raise NotFoundError(
                 f"no managed identity available from {self.endpoint}",
                 hint="bind one with aadpodidbinding (pod identity) or assign one to the node pool",

@@ -1,7 +1,6 @@
 """Vault logins: the request body of ``POST /v1/auth/<mount>/login`` for each method.
 
-The lean and the hvac-backed Vault backends both send what :func:`login_request`
-builds, so the two cannot drift apart:
+The Vault backend sends what :func:`login_request` builds:
 
 - ``kubernetes``: ``{"role", "jwt": <service-account token>}`` (Vault checks it with a
   TokenReview);
@@ -28,15 +27,21 @@ if TYPE_CHECKING:
 
     from secretsboot.contract import VaultAuthConfig
     from secretsboot.identity.azure import TokenSource
+    from secretsboot.transport import Deadline
 
 
 def login_request(
     auth: VaultAuthConfig,
     serviceaccount_token: Callable[[], str],
     azure: TokenSource | None,
-    timeout: float = 10.0,
+    deadline: Deadline | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """``(path, json body)`` of the login; tokens are read only when the method needs them."""
+    """``(path, json body)`` of the login; tokens are read only when the method needs them
+    (an Azure token within ``deadline``, by default ten seconds)."""
+    if deadline is None:
+        from secretsboot.transport import Deadline
+
+        deadline = Deadline.after(10.0)
     path = f"auth/{auth.mount_path}/login"
     if auth.method == "kubernetes":
         return path, {"role": auth.role, "jwt": serviceaccount_token()}
@@ -48,7 +53,7 @@ def login_request(
                     hint="set identity: workload-identity or pod-identity",
                 )
             scope = auth.scope or "api://AzureADTokenExchange/.default"
-            return path, {"role": auth.role, "jwt": azure.token(scope, timeout)}
+            return path, {"role": auth.role, "jwt": azure.token(scope, deadline)}
         return path, {"role": auth.role, "jwt": serviceaccount_token()}
     if auth.method == "azure":
         if azure is None:
@@ -58,7 +63,7 @@ def login_request(
             )
         body: dict[str, Any] = {
             "role": auth.role,
-            "jwt": azure.token(auth.resource.rstrip("/") + "/.default", timeout),
+            "jwt": azure.token(auth.resource.rstrip("/") + "/.default", deadline),
         }
         for key, value in (
             ("subscription_id", auth.subscription_id),

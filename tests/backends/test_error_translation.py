@@ -1,23 +1,28 @@
-"""Each backend translates its errors in one place: tables of status/body -> our tree.
-
-The SDK-backed clients are checked with ``responses`` (their real error shapes,
-hvac and azure-core over requests) to land on the same errors as the lean client.
-"""
+"""One status -> error map per system (secretsboot.transport.status): tables of
+status/body -> our tree, with Azure's current codes. The official SDKs agree with
+these maps against the sandbox: tests/backends/test_oracle.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-import responses
 
-from secretsboot.backends.base import PropagationPendingError
-from secretsboot.backends.keyvault import SdkKeyVault, keyvault_error
-from secretsboot.backends.kubernetes import kubernetes_error
-from secretsboot.backends.vault import SdkVault, vault_error
-from secretsboot.contract import AzureConfig, VaultAuthConfig, VaultConfig
-from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
+from secretsboot.errors import (
+    BadInputError,
+    DeniedError,
+    NotFoundError,
+    PropagationPendingError,
+    UnavailableError,
+)
 from secretsboot.refs import Ref
+from secretsboot.transport.status import (
+    entra_code,
+    entra_error,
+    keyvault_error,
+    kubernetes_error,
+    vault_error,
+)
 
 KV = Ref.parse("keyvault://kv-shop/db-password")
 VREF = Ref.parse("vault://secret/shop/db#password")
@@ -37,6 +42,15 @@ def kv_body(code: str, inner: str | None = None) -> dict[str, Any]:
         (404, kv_body("SecretNotFound"), NotFoundError, "not found in Key Vault kv-shop"),
         (403, kv_body("Forbidden", "ForbiddenByRbac"), PropagationPendingError, "Secrets User"),
         (403, kv_body("Forbidden", "ForbiddenByPolicy"), PropagationPendingError, "access policy"),
+        (403, kv_body("Forbidden", "AccessDenied"), PropagationPendingError, "access policy"),
+        (403, kv_body("Forbidden", "ForbiddenByFirewall"), DeniedError, "network rules"),
+        (403, kv_body("Forbidden", "SecretDisabled"), DeniedError, "is disabled"),
+        (
+            403,
+            {"error": {"code": "Forbidden", "innerError": {"code": "SecretDisabled"}}},
+            DeniedError,
+            "enable it",
+        ),
         (403, None, PropagationPendingError, "no 'Key Vault Secrets User' role and no access"),
         (401, kv_body("Unauthorized"), DeniedError, "rejected the token"),
         (429, kv_body("Throttled"), UnavailableError, "429"),
@@ -45,10 +59,10 @@ def kv_body(code: str, inner: str | None = None) -> dict[str, Any]:
     ],
 )
 def test_keyvault_table(status: int, body: Any, kind: type, words: str) -> None:
-    err = keyvault_error(status, body, KV, "workload identity abc", retry_after=2)
+    err = keyvault_error(status, body, KV.store, KV.path, "workload identity abc", retry_after=2)
     assert type(err) is kind
     assert words in str(err)
-    if status == 403:
+    if kind is PropagationPendingError:
         assert "Key Vault kv-shop denied workload identity abc" in str(err)
     if isinstance(err, UnavailableError):
         assert err.retry_after == 2
@@ -84,91 +98,44 @@ def test_vault_table(status: int, body: Any, login: bool, kind: type, words: str
     ],
 )
 def test_kubernetes_table(status: int, kind: type, words: str) -> None:
-    err = kubernetes_error(status, K8S, "ns", "service account x")
+    err = kubernetes_error(status, "ns", K8S.store, "service account x")
     assert type(err) is kind
     assert words in str(err)
 
 
-# ---- SDK error shapes (hvac and azure-core over requests) ------------------------------
-
-VAULT = "http://127.0.0.1:8200"
+SUBJECT = "system:serviceaccount:shop:orders"
 
 
-def sdk_vault() -> SdkVault:
-    cfg = VaultConfig(address=VAULT, auth=VaultAuthConfig(method="kubernetes", role="shop"))
-    return SdkVault(
-        cfg, lambda timeout: ("auth/kubernetes/login", {"role": "shop", "jwt": "j"}), "who"
-    )
+def aad(code: int, status: int = 400) -> tuple[int, dict[str, Any]]:
+    return status, {"error": "invalid_client", "error_codes": [code],
+                    "error_description": f"AADSTS{code}: message\r\nTrace ID: x"}  # fmt: skip
 
 
-@responses.activate
 @pytest.mark.parametrize(
-    ("status", "kind"),
-    [(403, DeniedError), (404, NotFoundError), (429, UnavailableError), (503, UnavailableError),
-     (500, UnavailableError), (400, BadInputError)],
-)  # fmt: skip
-def test_hvac_errors_map_like_the_lean_client(status: int, kind: type) -> None:
-    responses.post(f"{VAULT}/v1/auth/kubernetes/login", json={"auth": {"client_token": "t"}})
-    responses.get(f"{VAULT}/v1/secret/data/shop/db", status=status, json={"errors": ["x"]})
-    responses.post(f"{VAULT}/v1/auth/token/revoke-self", status=204)
-    store = sdk_vault()
-    with pytest.raises(kind):
-        store.get(VREF, 5)
-    store.close()
-    assert responses.calls[-1].request.url.endswith("/v1/auth/token/revoke-self")
-
-
-@responses.activate
-def test_hvac_reads_kv2_and_login_denial() -> None:
-    responses.post(f"{VAULT}/v1/auth/kubernetes/login", json={"auth": {"client_token": "t"}})
-    responses.get(
-        f"{VAULT}/v1/secret/data/shop/db", json={"data": {"data": {"password": "CANARY-h"}}}
-    )
-    responses.post(f"{VAULT}/v1/auth/token/revoke-self", status=204)
-    store = sdk_vault()
-    assert store.get(VREF, 5).reveal() == "CANARY-h"
-    store.close()
-    responses.replace(
-        responses.POST, f"{VAULT}/v1/auth/kubernetes/login", status=400,
-        json={"errors": ["invalid role name \"shop\""]},
-    )  # fmt: skip
-    with pytest.raises(DeniedError, match="Vault login"):
-        sdk_vault().get(VREF, 5)
-
-
-class StaticCredential:
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        from azure.core.credentials import AccessToken
-
-        return AccessToken("token", 2**31)
-
-    def get_token_info(self, *scopes: str, **kwargs: Any) -> Any:
-        from azure.core.credentials import AccessTokenInfo
-
-        return AccessTokenInfo("token", 2**31)
-
-
-KV_URL = "https://kv-shop.vault.azure.net"
-
-
-@responses.activate
-@pytest.mark.parametrize(
-    ("status", "body", "headers", "kind"),
+    ("reply", "kind", "words"),
     [
-        (404, kv_body("SecretNotFound"), {}, NotFoundError),
-        (403, kv_body("Forbidden", "ForbiddenByRbac"), {}, PropagationPendingError),
-        (429, kv_body("Throttled"), {"Retry-After": "7"}, UnavailableError),
-        (503, None, {}, UnavailableError),
+        (aad(70021), PropagationPendingError, "AADSTS70021: none matches"),
+        (aad(700211), PropagationPendingError, "AADSTS700211: none has the token's issuer"),
+        (aad(700212), PropagationPendingError, "AADSTS700212: none has the token's audience"),
+        (aad(700213, 401), PropagationPendingError, "AADSTS700213: none has the token's subject"),
+        (aad(7002138), DeniedError, "only when case is ignored"),
+        (aad(700016), DeniedError, "AADSTS700016"),
+        (aad(7000215, 401), DeniedError, "check the client id"),
+        ((429, {}), UnavailableError, "429"),
+        ((503, None), UnavailableError, "503"),
+        ((400, {"error": "invalid_request"}), DeniedError, "invalid_request"),
     ],
 )
-def test_secret_client_errors_map_like_the_lean_client(
-    status: int, body: Any, headers: dict[str, str], kind: type
-) -> None:
-    responses.get(f"{KV_URL}/secrets/db-password/", status=status, json=body, headers=headers)
-    store = SdkKeyVault(AzureConfig(key_vaults={"kv-shop": KV_URL}), StaticCredential(), "wi x")
-    with pytest.raises(kind) as info:
-        store.get(KV, 5)
-    store.close()
-    assert type(info.value) is kind
-    if status == 429:
-        assert info.value.retry_after == 7  # type: ignore[attr-defined]
+def test_entra_table(reply: tuple[int, Any], kind: type, words: str) -> None:
+    err = entra_error(reply[0], reply[1], "workload identity c1", SUBJECT)
+    assert type(err) is kind
+    assert words in str(err)
+    if kind is PropagationPendingError or "case" in words:
+        assert SUBJECT in str(err)
+
+
+def test_entra_code_from_the_description_alone() -> None:
+    # older replies (and azure-identity's message) carry the code only in the text
+    assert entra_code({"error_description": "AADSTS700213: No matching ..."}) == 700213
+    assert entra_code({"error": "invalid_client"}) is None
+    assert entra_code(None) is None

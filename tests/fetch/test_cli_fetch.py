@@ -77,12 +77,12 @@ def test_parse_fetch_and_run_command_lines() -> None:
         10,
     )
     assert opts["verbose"] is True and tail == []
-    _, opts, tail = parse(["run", "--client", "sdk", "--", "app", "--port", "80"])
-    assert opts["client"] == "sdk" and tail == ["app", "--port", "80"]
+    _, opts, tail = parse(["run", "-v", "--", "app", "--port", "80"])
+    assert opts["verbose"] and tail == ["app", "--port", "80"]
     assert parse(["run", "app", "-x"])[2] == ["app", "-x"]
     for bad, words in [
         (["fetch", "--timeout", "soon"], "not a number"),
-        (["fetch", "--client", "fast"], "lean or sdk"),
+        (["fetch", "--client", "sdk"], "unknown option --client"),
         (["fetch", "--out"], "needs a value"),
         (["run", "--out", "/o", "--", "x"], "option of 'fetch'"),
         (["fetch", "--nope"], "unknown option"),

@@ -7,8 +7,13 @@ from collections.abc import Callable
 
 import pytest
 
-from secretsboot.backends.base import PropagationPendingError
-from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
+from secretsboot.errors import (
+    BadInputError,
+    DeniedError,
+    NotFoundError,
+    PropagationPendingError,
+    UnavailableError,
+)
 from secretsboot.fetch.retry import RetryPolicy, retry_call
 
 
@@ -118,3 +123,39 @@ def test_no_window_means_no_retry_of_denials() -> None:
             clock,
         )
     assert clock.sleeps == []
+
+
+def test_a_429_storm_is_ridden_out_to_the_deadline_on_the_last_source() -> None:
+    clock = FakeClock()
+    storm = failing([UnavailableError("429", retry_after=2)] * 1000, clock, cost=0.01)
+    with pytest.raises(UnavailableError, match="asked to retry after 2 s") as info:
+        retry_call(storm, policy(clock, timeout=60), clock, random.Random(5), until_deadline=True)
+    # not abandoned after max_attempts (6): retried every ~2 s until the deadline
+    assert len(clock.sleeps) > 20
+    assert clock.now == pytest.approx(1060.0, abs=0.05)
+    assert "429" in str(info.value)
+
+
+def test_a_storm_on_a_source_with_a_fallback_stops_after_max_attempts() -> None:
+    clock = FakeClock()
+    storm = failing([UnavailableError("429", retry_after=2)] * 1000, clock)
+    with pytest.raises(UnavailableError, match="429"):
+        retry_call(storm, policy(clock, timeout=60), clock, random.Random(6))
+    assert len(clock.sleeps) == 5, "the fallback gets its turn"
+
+
+def test_retry_after_longer_than_what_remains_waits_it_out_then_says_so() -> None:
+    clock = FakeClock()
+    call = failing([UnavailableError("Key Vault answered 429", retry_after=30)], clock, 0.2)
+    with pytest.raises(UnavailableError) as info:
+        retry_call(call, policy(clock, timeout=10), clock, until_deadline=True)
+    assert clock.now == pytest.approx(1010.0)  # waited what remained, not less
+    assert "asked to retry after 30 s, more than the 9.8 s that remained" in str(info.value)
+
+
+def test_backoff_without_retry_after_gives_up_when_the_deadline_comes() -> None:
+    clock = FakeClock()
+    down = failing([UnavailableError("connection refused")] * 1000, clock, cost=0.05)
+    with pytest.raises(UnavailableError, match="the deadline passed after"):
+        retry_call(down, policy(clock, timeout=20), clock, random.Random(7), until_deadline=True)
+    assert 1015.0 <= clock.now <= 1020.0

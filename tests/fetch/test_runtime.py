@@ -8,23 +8,22 @@ from typing import Any
 
 import pytest
 
-from secretsboot.backends.base import PropagationPendingError
 from secretsboot.errors import (
     BadInputError,
     DeniedError,
     NotFoundError,
+    PropagationPendingError,
     SecretsbootError,
     UnavailableError,
 )
 from secretsboot.fetch import FetchConfig, env_for, fetch_secrets
 from secretsboot.refs import Ref
 from secretsboot.secret import SecretValue
+from secretsboot.transport import Deadline
 
 
 class FakeStore:
     """Answers from a dict: a value, or an exception to raise (every time)."""
-
-    client = "fake"
 
     def __init__(self, scheme: str, answers: dict[str, Any], delay: float = 0.0) -> None:
         self.scheme = scheme
@@ -35,7 +34,7 @@ class FakeStore:
         self.closed = False
         self._lock = threading.Lock()
 
-    def get(self, ref: Ref, timeout: float) -> SecretValue:
+    def get(self, ref: Ref, deadline: Deadline) -> SecretValue:
         with self._lock:
             self.calls.append(str(ref))
             self.threads.add(threading.get_ident())
@@ -48,7 +47,10 @@ class FakeStore:
     def describe_identity(self) -> str:
         return "fake identity"
 
-    def close(self) -> None:
+    def version(self, ref: Ref, deadline: Deadline) -> str:
+        return "1"
+
+    def close(self, deadline: Deadline | None = None) -> None:
         self.closed = True
 
 
@@ -143,9 +145,11 @@ def test_env_for_uses_env_names_or_upper_case_names() -> None:
     assert env_for(config, values) == {"DB_PASSWORD": "1", "API": "2"}
 
 
-def test_unknown_client_is_bad_input() -> None:
-    with pytest.raises(BadInputError, match="--client"):
-        fetch_secrets(cfg("x=k8s://a#k"), client="fast")
+def test_unknown_scheme_is_bad_input() -> None:
+    from secretsboot.backends import store_module
+
+    with pytest.raises(BadInputError, match="unknown scheme 'ftp'"):
+        store_module("ftp")
 
 
 def test_a_failed_secret_stops_the_others_retrying() -> None:

@@ -81,21 +81,19 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("client", ["lean", "sdk"])
-def test_in_cluster_service_account(sandbox: Any, tmp_path: Path, client: str) -> None:
+def test_in_cluster_service_account(sandbox: Any, tmp_path: Path) -> None:
     pod = make_pod(sandbox, tmp_path)
     _k8s_secret(sandbox, pod, "db", {"password": "CANARY-k8s-db"})
     doc = config(pod, [{"name": "db-password", "from": "k8s://db#password"}])
     result = run_cli(
-        ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out), "--client", client],
+        ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out)],
         pod.env,
     )
     assert result.returncode == 0, result.stderr
     assert (pod.out / "db-password").read_text() == "CANARY-k8s-db"
 
 
-@pytest.mark.parametrize("client", ["lean", "sdk"])
-def test_kubeconfig_outside_a_cluster(sandbox: Any, tmp_path: Path, client: str) -> None:
+def test_kubeconfig_outside_a_cluster(sandbox: Any, tmp_path: Path) -> None:
     pod = make_pod(sandbox, tmp_path)
     _k8s_secret(sandbox, pod, "api", {"token": "CANARY-k8s-kubeconfig"})
     for key in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
@@ -103,7 +101,7 @@ def test_kubeconfig_outside_a_cluster(sandbox: Any, tmp_path: Path, client: str)
     pod.env["KUBECONFIG"] = str(sandbox.kube.kubeconfig_path)
     doc = config(pod, [{"name": "api-token", "from": "k8s://api#token"}])
     result = run_cli(
-        ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out), "--client", client],
+        ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out)],
         pod.env,
     )
     assert result.returncode == 0, result.stderr

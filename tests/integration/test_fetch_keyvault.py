@@ -1,7 +1,7 @@
 """``secretsboot fetch`` of ``keyvault://`` sources through the Azure fakes.
 
 Every identity path: workload identity (the webhook's four variables), pod identity
-(IMDS at ``AZURE_POD_IDENTITY_AUTHORITY_HOST``), a service principal; both clients.
+(IMDS at ``AZURE_POD_IDENTITY_AUTHORITY_HOST``), a service principal.
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ def _secrets(sb: Any, kv: str, n: int, tag: str) -> tuple[list[dict[str, Any]], 
     return [{"name": n, "from": f"keyvault://{kv}/{n}"} for n in values], values
 
 
-@pytest.mark.parametrize("client", ["lean", "sdk"])
-def test_workload_identity(sandbox: Any, azure: Any, tmp_path: Path, client: str) -> None:
+def test_workload_identity(sandbox: Any, azure: Any, tmp_path: Path) -> None:
     pod = make_pod(sandbox, tmp_path)
     kv = keyvault(sandbox)
     workload_identity(sandbox, pod, kv)
@@ -63,7 +62,7 @@ def test_workload_identity(sandbox: Any, azure: Any, tmp_path: Path, client: str
     result = run_cli(
         [
             "fetch",
-            *("--config", str(cfg), "--out", str(pod.out), "--client", client),
+            *("--config", str(cfg), "--out", str(pod.out)),
             *("--dotenv", "app.env", "--json", "bundle.json"),
         ],
         pod.env,
@@ -77,8 +76,7 @@ def test_workload_identity(sandbox: Any, azure: Any, tmp_path: Path, client: str
     assert not any(v in result.stdout + result.stderr for v in values.values())
 
 
-@pytest.mark.parametrize("client", ["lean", "sdk"])
-def test_pod_identity_through_imds(sandbox: Any, azure: Any, tmp_path: Path, client: str) -> None:
+def test_pod_identity_through_imds(sandbox: Any, azure: Any, tmp_path: Path) -> None:
     pod = make_pod(sandbox, tmp_path)
     kv = keyvault(sandbox, mode="access-policy")
     mi = azure.create_identity("rg", unique("pid-"))
@@ -93,7 +91,7 @@ def test_pod_identity_through_imds(sandbox: Any, azure: Any, tmp_path: Path, cli
     azure.set_imds_caller(selector)
     try:
         result = run_cli(
-            ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out), "--client", client],
+            ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out)],
             pod.env,
         )
     finally:
@@ -102,8 +100,7 @@ def test_pod_identity_through_imds(sandbox: Any, azure: Any, tmp_path: Path, cli
     assert (pod.out / "kv-1").read_text() == values["kv-1"]
 
 
-@pytest.mark.parametrize("client", ["lean", "sdk"])
-def test_service_principal(sandbox: Any, azure: Any, tmp_path: Path, client: str) -> None:
+def test_service_principal(sandbox: Any, azure: Any, tmp_path: Path) -> None:
     pod = make_pod(sandbox, tmp_path)
     kv = keyvault(sandbox)
     app_id = "00000000-0000-4000-8000-" + f"{abs(hash(unique('sp'))) % 10**12:012d}"
@@ -113,7 +110,7 @@ def test_service_principal(sandbox: Any, azure: Any, tmp_path: Path, client: str
     pod.env.update({"AZURE_CLIENT_ID": app_id, "AZURE_CLIENT_SECRET": "CANARY-sp-secret"})
     doc = config(pod, secrets, sb=sandbox, identity="workload-identity")
     result = run_cli(
-        ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out), "--client", client],
+        ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out)],
         pod.env,
     )
     assert result.returncode == 0, result.stderr
@@ -121,9 +118,8 @@ def test_service_principal(sandbox: Any, azure: Any, tmp_path: Path, client: str
     assert "CANARY" not in result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("client", ["lean", "sdk"])
 def test_denied_without_grant_names_identity_and_fix(
-    sandbox: Any, azure: Any, tmp_path: Path, client: str
+    sandbox: Any, azure: Any, tmp_path: Path
 ) -> None:
     pod = make_pod(sandbox, tmp_path)
     kv = keyvault(sandbox)
@@ -133,7 +129,7 @@ def test_denied_without_grant_names_identity_and_fix(
     result = run_cli(
         [
             "fetch",
-            *("-c", str(pod.write_config(doc)), "-o", str(pod.out), "--client", client),
+            *("-c", str(pod.write_config(doc)), "-o", str(pod.out)),
             *("--propagation-window", "0"),
         ],
         pod.env,
@@ -147,9 +143,8 @@ def test_denied_without_grant_names_identity_and_fix(
     assert listing(pod.out) == []
 
 
-@pytest.mark.parametrize("client", ["lean", "sdk"])
 def test_missing_federated_credential_is_explained(
-    sandbox: Any, azure: Any, tmp_path: Path, client: str
+    sandbox: Any, azure: Any, tmp_path: Path
 ) -> None:
     pod = make_pod(sandbox, tmp_path)
     kv = keyvault(sandbox)
@@ -167,8 +162,6 @@ def test_missing_federated_credential_is_explained(
             str(pod.out),
             "--propagation-window",
             "1",
-            "--client",
-            client,
         ],
         pod.env,
     )

@@ -177,12 +177,3 @@ def test_azure_only_fetch_imports_no_vault_or_kubernetes_client(
         env=pod.env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.stdout.split() == ["0", "-"], result.stderr
-    sdk = subprocess.run(
-        [sys.executable, str(probe), "fetch", "-c", str(cfg), "-o", str(pod.out), "-q",
-         "--client", "sdk"],
-        env=pod.env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    code, heavy = sdk.stdout.split()
-    assert code == "0", sdk.stderr
-    assert "azure" in heavy.split(",")
-    assert "hvac" not in heavy and "kubernetes" not in heavy.split(",")
