@@ -3,6 +3,7 @@ file, the restarted child of ``run --refresh``) and the loopback probe server.""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -53,7 +54,11 @@ def listener(tmp_path: Path) -> Any:
     out = tmp_path / "heard.txt"
     script = tmp_path / "secretsboot-test-app"
     script.write_text(LISTENER)
-    proc = subprocess.Popen([sys.executable, str(script), str(out)])
+    # Run the interpreter under a name no other process on the machine has: the
+    # by-name notifier signals EVERY process of that name (other test runs' pythons too).
+    interpreter = tmp_path / f"sbt{os.getpid() % 100000}{tmp_path.name[-6:]}"[:15]
+    interpreter.symlink_to(sys.executable)
+    proc = subprocess.Popen([str(interpreter), str(script), str(out)])
     assert wait_for(lambda: out.exists() and "ready" in out.read_text())
     try:
         yield proc, out, script
@@ -83,6 +88,7 @@ def test_signal_by_process_name_scans_proc(listener: Any) -> None:
     proc, out, _ = listener
     # python runs the script: argv[0] is the interpreter, so match on the comm name
     comm = Path(f"/proc/{proc.pid}/comm").read_text().strip()
+    assert not comm.startswith("python"), "the listener must not share a name with other pythons"
     finder = SignalProcess(signal.SIGHUP, comm, lambda _line: None)
     assert proc.pid in finder.matching()
     finder.notify(["db"])
