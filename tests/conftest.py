@@ -4,6 +4,13 @@
 OpenBao) started once per session; tests share it, so each test uses its own
 namespace / vault / Vault path names.
 
+``clean_environment`` (autouse, session): every variable the code reads
+(``AZURE_*``, ``VAULT_*``, ``SECRETSBOOT_*``, ``KUBECONFIG``,
+``KUBERNETES_SERVICE_*``, the proxy and CA-bundle variables, ``IDENTITY_*``,
+``MSI_*``, ``COLUMNS``) is removed for the run, so a developer's shell or CI's
+environment cannot change what a test sees.
+A test that needs one sets it with ``monkeypatch.setenv``.
+
 ``no_network_beyond_loopback`` (autouse, session): any socket connect to an
 address other than 127.0.0.0/8 or ::1 raises ``ConnectionRefusedError`` naming
 the address, so a test can never reach the internet or 169.254.169.254.
@@ -12,14 +19,11 @@ the address, so a test can never reach the internet or 169.254.169.254.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-log = logging.getLogger(__name__)
 
 
 def _loopback(address: Any) -> bool:
@@ -62,23 +66,55 @@ def no_network_beyond_loopback() -> Iterator[None]:
         socket.socket.connect_ex = original_connect_ex  # type: ignore[method-assign]
 
 
-def _available_components() -> tuple[str, ...]:
-    components = ["kubernetes", "openbao"]
-    try:
-        from secretsboot.sandbox.azure import AzureFakes  # noqa: F401
-    except ImportError as exc:
-        log.warning("sandbox fixture without the Azure fakes: %s", exc)
-    else:
-        components.insert(1, "azure")
-    return tuple(components)
+#: Prefixes and names of environment variables the package, the SDKs it drives,
+#: or the HTTP stack read. Cleared for the whole test run.
+ENV_PREFIXES = ("AZURE_", "VAULT_", "SECRETSBOOT_", "KUBERNETES_SERVICE_", "IDENTITY_", "MSI_")
+ENV_NAMES = frozenset(
+    {
+        "KUBECONFIG",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "all_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "COLUMNS",
+    }
+)
+
+
+def environment_variables_read_by_the_code(environ: dict[str, str]) -> list[str]:
+    return sorted(k for k in environ if k in ENV_NAMES or k.startswith(ENV_PREFIXES))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_environment() -> Iterator[None]:
+    """Session-wide, so session- and module-scoped fixtures (the sandbox, the
+    subprocesses tests start) see the same clean environment as the tests; a
+    test or fixture that needs a variable sets it with ``monkeypatch``."""
+    import os
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in environment_variables_read_by_the_code(dict(os.environ)):
+            mp.delenv(name)
+        yield
+
+
+SANDBOX_COMPONENTS = ("kubernetes", "azure", "openbao")
 
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The shared in-process sandbox (see /work/notes/sandbox-contract.md)."""
+    """The shared in-process sandbox: Kubernetes fake, Azure fakes and real OpenBao."""
     from secretsboot.sandbox import Sandbox
 
-    sb = Sandbox.start(tmp_path_factory.mktemp("sandbox"), components=_available_components())
+    sb = Sandbox.start(tmp_path_factory.mktemp("sandbox"), components=SANDBOX_COMPONENTS)
     try:
         yield sb
     finally:
