@@ -3,8 +3,9 @@
 Each module declares ``SCHEME`` (the URI scheme of its sources), ``FETCH_BACKEND``
 (the class implementing :class:`~secretsboot.backends.base.SecretStore`) and
 ``build(context)``, which makes that backend for one fetch. Adding a store is one
-module and one line here; modules load on first use, so an Azure-only fetch never
-imports the Vault or Kubernetes backends.
+module and one line in :data:`secretsboot.refs.STORES` (the store table lives in
+core so the spec and the contract know every scheme). Modules load on first use,
+so an Azure-only fetch never imports the Vault or Kubernetes backends.
 
 >>> sorted(STORES)
 ['k8s', 'keyvault', 'vault']
@@ -13,6 +14,7 @@ imports the Vault or Kubernetes backends.
 from __future__ import annotations
 
 from secretsboot.errors import BadInputError
+from secretsboot.refs import STORES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,12 +22,7 @@ if TYPE_CHECKING:
 
     from secretsboot.backends.base import SecretStore, StoreContext
 
-#: scheme -> the module of its backend
-STORES: dict[str, str] = {
-    "keyvault": "secretsboot.backends.keyvault",
-    "vault": "secretsboot.backends.vault",
-    "k8s": "secretsboot.backends.kubernetes",
-}
+__all__ = ["STORES", "build_store", "store_module"]
 
 
 def store_module(scheme: str) -> ModuleType:
