@@ -1,38 +1,45 @@
-# The secretsboot init-container image: ghcr.io/secretsboot/secretsboot:<version>
+# The secretsboot init-container image: only what `secretsboot fetch` and `run` need.
 #
-#   docker build -t ghcr.io/secretsboot/secretsboot:0.1.0 .
+#   scripts/build_init_image.sh       # podman, a Debian base made by debootstrap, sizes
 #
-# Two stages: the builder makes the wheel and installs it, with its runtime
-# dependencies only (no test extras), into a virtual environment pinned by the
-# same constraints.txt CI uses; the runtime stage copies that environment and
-# runs as a numeric non-root user with an exec-form entrypoint (no shell is
-# started), on a read-only root filesystem (bytecode is compiled at build time).
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# The build context (made by the script) holds wheels/: the secretsboot wheel and the
+# wheel of PyYAML (the fetch path's one dependency: YAML configs); and pip/: pip's wheel.
+# The base is a build argument: any image with python3 (3.11+) and /bin/sh, e.g.
+# `--build-arg BASE_IMAGE=python:3.11-slim-bookworm` where a registry is reachable,
+# or the debootstrap root filesystem the script imports where none is.
+#
+# The package goes in with --no-deps, then everything fetch/run never import is
+# removed (the CLI app, provision, audit, inject, spec, the sandbox and the demo), so
+# the image holds no Typer, Rich, pydantic, SDK or sandbox. It runs as a numeric
+# non-root user with an exec-form entrypoint, on a read-only root filesystem
+# (bytecode is compiled at build time).
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-FROM ${PYTHON_IMAGE} AS build
+FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-WORKDIR /src
-COPY pyproject.toml README.md constraints.txt ./
-COPY secretsboot ./secretsboot
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
- && python -m venv /opt/secretsboot \
- && /opt/secretsboot/bin/python -m pip install -c constraints.txt /wheels/secretsboot-*.whl \
- && /opt/secretsboot/bin/python -m pip uninstall --yes pip \
- && /opt/secretsboot/bin/python -m compileall -q /opt/secretsboot/lib
+COPY pip/ /pip/
+COPY wheels/ /wheels/
+RUN set -eu; \
+    PYTHONPATH="$(ls /pip/pip-*.whl)" python3 -m pip install --quiet --no-index \
+        --no-deps --no-compile --target /opt/secretsboot/lib /wheels/*.whl; \
+    cd /opt/secretsboot/lib/secretsboot; \
+    rm -rf cli provision audit sandbox demo.py inject.py spec.py _yaml.py; \
+    rm -rf /opt/secretsboot/lib/bin; \
+    python3 -m compileall -q /opt/secretsboot/lib
 
-FROM ${PYTHON_IMAGE}
-LABEL org.opencontainers.image.title="secretsboot" \
+FROM ${BASE_IMAGE}
+LABEL org.opencontainers.image.title="secretsboot-init" \
       org.opencontainers.image.description="secretsboot init container: fetch a pod's secrets into a memory volume" \
       org.opencontainers.image.source="https://github.com/secretsboot/secretsboot" \
       org.opencontainers.image.licenses="MIT"
 COPY --from=build /opt/secretsboot /opt/secretsboot
-ENV PATH=/opt/secretsboot/bin:/usr/local/bin:/usr/bin:/bin \
+ENV PYTHONPATH=/opt/secretsboot/lib \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp
 USER 10001:10001
 WORKDIR /tmp
-ENTRYPOINT ["secretsboot"]
-CMD ["--help"]
+ENTRYPOINT ["python3", "-m", "secretsboot"]
+CMD ["fetch", "--help"]

@@ -1,9 +1,12 @@
-"""``secretsboot fetch`` and ``secretsboot run`` without Typer: the init container's fast path.
+"""``secretsboot fetch`` and ``secretsboot run``: the one definition of their command lines.
 
-``secretsboot/__main__.py`` sends ``fetch``/``run`` here before it loads the Typer
-app (``import typer`` alone costs ~50 ms). ``secretsboot/cli/fetch.py`` registers
-the same commands in the Typer app (for ``secretsboot --help``) and calls the same
-functions, so both paths behave alike.
+Standard library only (``argparse``, ~2 ms): the init container must not import
+Typer, Rich or pydantic. ``secretsboot/__main__.py`` sends ``fetch``/``run`` here
+before it loads the Typer app, and ``secretsboot/cli/fetch.py`` hands the same
+arguments here from the Typer app, so both paths parse, help and fail alike.
+
+One CLI language (as the other commands): the folder is ``--out`` (no short flag),
+``-o/--output`` is a format, ``-c/--config`` the config, ``-q`` prints errors only.
 """
 
 from __future__ import annotations
@@ -19,10 +22,122 @@ from secretsboot.errors import BadInputError, SecretsbootError, exit_code_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_PROPAGATION_WINDOW = 30.0
+#: Exit codes of an interrupted fetch (128 + the signal, as a shell reports it).
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+SUMMARY = {
+    "fetch": "Fetch a pod's secrets into files, published all at once (init container).",
+    "run": "Fetch secrets into the environment and exec CMD in place (nothing on disk).",
+}
+EPILOG = (
+    "exit codes: 0 ok, 2 bad input, 3 denied, 4 not found, 5 unavailable or deadline "
+    "passed, 6 cannot write (the old set stays), 130 SIGINT, 143 SIGTERM"
+)
+
+
+# ---- the command line -------------------------------------------------------------------
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    """The parser of ``secretsboot fetch`` or ``secretsboot run`` (tests walk its options)."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog=f"secretsboot {command}", description=SUMMARY[command], epilog=EPILOG
+    )
+    p.add_argument(
+        "-c", "--config", metavar="FILE",
+        help="FetchConfig file (default $SECRETSBOOT_CONFIG; else the environment alone: "
+        "SECRETSBOOT_SECRETS, AZURE_*, VAULT_*)",
+    )  # fmt: skip
+    if command == "fetch":
+        p.add_argument("--out", metavar="DIR", help="output folder (default $SECRETSBOOT_OUT)")
+        p.add_argument(
+            "--check", action="store_true",
+            help="fetch everything, write nothing: one line per secret (source, identity, "
+            "fingerprint or the failure and its fix); exit codes as a fetch",
+        )  # fmt: skip
+        p.add_argument(
+            "-o", "--output", choices=("table", "json"), default="table",
+            help="format of the --check report",
+        )  # fmt: skip
+        p.add_argument("--dotenv", metavar="NAME", help="also write a dotenv file NAME in --out")
+        p.add_argument(
+            "--json", metavar="NAME", dest="json_file", help="also write a JSON bundle NAME"
+        )
+        p.add_argument("--owner", metavar="UID", type=int, help="uid owning the files")
+        p.add_argument("--group", metavar="GID", type=int, help="gid owning the files")
+    p.add_argument(
+        "--timeout", metavar="S", type=float, default=DEFAULT_TIMEOUT,
+        help="overall deadline in seconds (default %(default)g)",
+    )  # fmt: skip
+    p.add_argument(
+        "--propagation-window", metavar="S", type=float, default=DEFAULT_PROPAGATION_WINDOW,
+        help="retry denials typical of a fresh grant (AADSTS70021, Key Vault 403) for S "
+        "seconds (default %(default)g)",
+    )  # fmt: skip
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="log retries and fallbacks (never a value)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    if command == "run":
+        p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    """Parse ``fetch ...`` / ``run ...`` and run it; return the exit code."""
+    if not argv or argv[0] not in SUMMARY:
+        print("usage: secretsboot {fetch,run} ...", file=sys.stderr)
+        return 2
+    try:
+        args = build_parser(argv[0]).parse_args(argv[1:])
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        with interruptible():
+            if argv[0] == "run":
+                do_run(args.command, **_common(args))
+            elif args.check:
+                return do_check(output=args.output, **_common(args))
+            else:
+                do_fetch(
+                    out=args.out, dotenv=args.dotenv, json_file=args.json_file,
+                    owner=args.owner, group=args.group, **_common(args),
+                )  # fmt: skip
+    except SecretsbootError as exc:
+        report(exc)
+        return exit_code_for(exc)
+    except (KeyboardInterrupt, Terminated) as exc:
+        print("secretsboot: interrupted; the output folder holds the previous set or the "
+              "whole new one", file=sys.stderr)  # fmt: skip
+        return exit_code_of_interrupt(exc)
+    return 0
+
+
+def _common(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "config_path": args.config,
+        "timeout": args.timeout,
+        "propagation_window": args.propagation_window,
+        "verbose": args.verbose,
+        "quiet": args.quiet,
+    }
+
+
+def report(exc: SecretsbootError) -> None:
+    """One ``error:`` line per failing secret."""
+    for line in str(exc).splitlines():
+        print(f"error: {line}", file=sys.stderr)
+
+
+# ---- the commands -----------------------------------------------------------------------
 
 
 def do_fetch(
@@ -38,7 +153,7 @@ def do_fetch(
     verbose: bool = False,
     quiet: bool = False,
 ) -> None:
-    """Fetch every secret and write them atomically under ``out``."""
+    """Fetch every secret and publish them as one set under ``out``."""
     from secretsboot.contract import resolve_config
     from secretsboot.fetch.runtime import fetch_secrets
     from secretsboot.fetch.writer import write_secrets
@@ -64,6 +179,32 @@ def do_fetch(
         )
 
 
+def do_check(
+    *,
+    config_path: str | None,
+    output: str = "table",
+    timeout: float = DEFAULT_TIMEOUT,
+    propagation_window: float = DEFAULT_PROPAGATION_WINDOW,
+    verbose: bool = False,
+    quiet: bool = False,
+) -> int:
+    """``fetch --check``: print one line per secret (or JSON); return the fetch's exit code."""
+    from secretsboot.contract import resolve_config
+    from secretsboot.fetch.check import check_secrets, exit_code, render
+
+    config = resolve_config(config_path)
+    results = check_secrets(
+        config,
+        timeout=timeout,
+        propagation_window=propagation_window,
+        log=_log if verbose else None,
+    )
+    code = exit_code(results)
+    if not quiet or code:
+        print(render(results, output))
+    return code
+
+
 def do_run(
     command: Sequence[str],
     *,
@@ -71,11 +212,13 @@ def do_run(
     timeout: float = DEFAULT_TIMEOUT,
     propagation_window: float = DEFAULT_PROPAGATION_WINDOW,
     verbose: bool = False,
+    quiet: bool = False,
 ) -> None:
     """Fetch every secret into the environment and replace this process with ``command``."""
     from secretsboot.contract import resolve_config
     from secretsboot.fetch.runtime import env_for, fetch_secrets
 
+    command = list(command[1:] if command[:1] == ["--"] else command)
     if not command:
         raise BadInputError(
             "no command to run", hint="secretsboot run --config FILE -- CMD ARGS..."
@@ -92,7 +235,7 @@ def do_run(
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execvpe(command[0], list(command), env)  # noqa: S606 - the user's program, by design
+        os.execvpe(command[0], command, env)  # noqa: S606 - the user's program, by design
     except OSError as exc:
         raise BadInputError(f"cannot run {command[0]}: {exc.strerror}") from None
 
@@ -101,47 +244,7 @@ def _log(message: str) -> None:
     print(f"secretsboot: {message}", file=sys.stderr)
 
 
-USAGE = {
-    "fetch": "usage: secretsboot fetch [--config FILE] [--out DIR] [--timeout S] "
-    "[--propagation-window S] [--dotenv NAME] [--json NAME] [--owner UID] [--group GID] "
-    "[-v] [-q]",
-    "run": "usage: secretsboot run [--config FILE] [--timeout S] [--propagation-window S] "
-    "[-v] -- CMD ARGS...",
-}
-HELP = """
-Fetch a pod's secrets{what}. Options:
-  -c, --config FILE           FetchConfig file (default $SECRETSBOOT_CONFIG; else the
-                              environment: SECRETSBOOT_SECRETS, AZURE_*, VAULT_*)
-  -o, --out DIR               output folder (default $SECRETSBOOT_OUT)            [fetch]
-      --timeout S             overall deadline in seconds (default 60)
-      --propagation-window S  retry denials typical of a fresh grant (AADSTS70021,
-                              Key Vault 403) for S seconds (default 30)
-      --dotenv NAME           also write a dotenv file NAME in --out              [fetch]
-      --json NAME             also write a JSON bundle NAME in --out              [fetch]
-      --owner UID, --group GID  owner of the files                                [fetch]
-  -v, --verbose               log retries and fallbacks (never a value)
-  -q, --quiet                 print errors only                                   [fetch]
-"""
-_VALUED = {
-    "--config": "config",
-    "-c": "config",
-    "--out": "out",
-    "-o": "out",
-    "--timeout": "timeout",
-    "--propagation-window": "propagation_window",
-    "--dotenv": "dotenv",
-    "--json": "json_file",
-    "--owner": "owner",
-    "--group": "group",
-}
-_FLAGS = {"--verbose": "verbose", "-v": "verbose", "--quiet": "quiet", "-q": "quiet"}
-_FETCH_ONLY = {"out", "dotenv", "json_file", "owner", "group", "quiet"}
-_NUMBERS = {"timeout": float, "propagation_window": float, "owner": int, "group": int}
-
-
-#: Exit codes of an interrupted fetch (128 + the signal, as a shell reports it).
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
+# ---- signals ------------------------------------------------------------------------------
 
 
 class Terminated(BaseException):
@@ -166,113 +269,3 @@ def interruptible() -> Iterator[None]:
 def exit_code_of_interrupt(exc: BaseException) -> int:
     """130 for SIGINT (``KeyboardInterrupt``), 143 for SIGTERM (:class:`Terminated`)."""
     return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
-
-
-class UsageError(BadInputError):
-    """A bad command line (exit 2), printed with the usage line."""
-
-
-def parse(argv: Sequence[str]) -> tuple[str, dict[str, Any], list[str]]:
-    """``(command, options, command to exec)`` from ``fetch ...`` / ``run ...``.
-
-    A small parser instead of argparse, which costs ~6 ms of the start-up budget.
-    """
-    if not argv or argv[0] not in USAGE:
-        raise UsageError("expected 'fetch' or 'run'")
-    command, rest = argv[0], list(argv[1:])
-    opts: dict[str, Any] = {
-        "config": None, "out": None, "timeout": DEFAULT_TIMEOUT,
-        "propagation_window": DEFAULT_PROPAGATION_WINDOW, "dotenv": None, "json_file": None,
-        "owner": None, "group": None, "verbose": False, "quiet": False,
-    }  # fmt: skip
-    tail: list[str] = []
-    i = 0
-    while i < len(rest):
-        arg = rest[i]
-        i += 1
-        if arg in ("-h", "--help"):
-            opts["help"] = True
-            continue
-        if arg == "--" or (command == "run" and not arg.startswith("-")):
-            tail = rest[i:] if arg == "--" else rest[i - 1 :]
-            break
-        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if name in _FLAGS and not eq:
-            key = _FLAGS[name]
-            value: Any = True
-        elif name in _VALUED:
-            key = _VALUED[name]
-            if eq:
-                value = inline
-            elif i < len(rest):
-                value = rest[i]
-                i += 1
-            else:
-                raise UsageError(f"{name} needs a value")
-            if key in _NUMBERS:
-                try:
-                    value = _NUMBERS[key](value)
-                except ValueError:
-                    raise UsageError(f"{name}: '{value}' is not a number") from None
-        else:
-            raise UsageError(f"unknown option {arg}")
-        if command == "run" and key in _FETCH_ONLY:
-            raise UsageError(f"{name} is an option of 'fetch', not 'run'")
-        opts[key] = value
-    return command, opts, tail
-
-
-def main(argv: Sequence[str]) -> int:
-    """Parse ``fetch ...`` / ``run ...`` and run it; return the exit code."""
-    try:
-        with interruptible():
-            return _main(argv)
-    except (KeyboardInterrupt, Terminated) as exc:
-        print(
-            "secretsboot: interrupted; the output folder holds the previous set or the whole "
-            "new one",
-            file=sys.stderr,
-        )
-        return exit_code_of_interrupt(exc)
-
-
-def _main(argv: Sequence[str]) -> int:
-    try:
-        command, opts, cmd = parse(argv)
-        if opts.pop("help", False):
-            what = " into files" if command == "fetch" else " into the environment, then exec CMD"
-            print(USAGE[command] + "\n" + HELP.format(what=what))
-            return 0
-        common = {
-            "config_path": opts["config"],
-            "timeout": opts["timeout"],
-            "propagation_window": opts["propagation_window"],
-            "verbose": opts["verbose"],
-        }
-        if command == "fetch":
-            do_fetch(
-                out=opts["out"],
-                dotenv=opts["dotenv"],
-                json_file=opts["json_file"],
-                owner=opts["owner"],
-                group=opts["group"],
-                quiet=opts["quiet"],
-                **common,
-            )
-        else:
-            do_run(cmd, **common)
-    except UsageError as exc:
-        cmd_name = argv[0] if argv and argv[0] in USAGE else "fetch"
-        print(USAGE[cmd_name], file=sys.stderr)
-        report(exc)
-        return exit_code_for(exc)
-    except SecretsbootError as exc:
-        report(exc)
-        return exit_code_for(exc)
-    return 0
-
-
-def report(exc: SecretsbootError) -> None:
-    """One ``error:`` line per failing secret."""
-    for line in str(exc).splitlines():
-        print(f"error: {line}", file=sys.stderr)

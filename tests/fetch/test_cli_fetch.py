@@ -1,4 +1,4 @@
-"""The two entry points of ``fetch``/``run``: the fast argparse path and the Typer app."""
+"""``fetch``/``run``: one argparse definition, reached from the console script and the Typer app."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from secretsboot.cli import main as typer_main
+from secretsboot.errors import DeniedError, NotFoundError
+from secretsboot.fetch import check
+from secretsboot.fetch._cli import build_parser
 from secretsboot.fetch._cli import main as fast_main
+
+try:
+    from test_runtime import FakeStore, cfg
+except ImportError:  # pragma: no cover
+    from .test_runtime import FakeStore, cfg
 
 
 def test_fast_path_never_imports_typer(tmp_path: Path) -> None:
@@ -37,6 +45,19 @@ def test_both_entry_points_report_bad_input_alike(
     assert "no secrets configured" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("entry", ["fast", "typer"])
+def test_both_entry_points_print_the_one_help(
+    entry: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = fast_main(["fetch", "--help"]) if entry == "fast" else typer_main(["fetch", "--help"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: secretsboot fetch")
+    for flag in ("--out DIR", "--check", "-o {table,json}, --output {table,json}", "-q, --quiet"):
+        assert flag in out, flag
+    assert "143 SIGTERM" in out
+
+
 def test_env_only_config_and_success_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -55,6 +76,8 @@ def test_env_only_config_and_success_line(
     err = capsys.readouterr().err
     assert "wrote 1 files for 1 secrets" in err
     assert "CANARY" not in err
+    assert fast_main(["fetch", "-q"]) == 0
+    assert capsys.readouterr().err == ""  # -q: errors only
 
 
 def test_help_lists_fetch_and_run(capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,32 +86,38 @@ def test_help_lists_fetch_and_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert "fetch" in out and "run" in out
 
 
-def test_parse_fetch_and_run_command_lines() -> None:
-    from secretsboot.fetch._cli import UsageError, parse
+def test_one_cli_language() -> None:
+    fetch = {a.dest: a.option_strings for a in build_parser("fetch")._actions}
+    assert fetch["out"] == ["--out"]  # the folder has no short flag
+    assert fetch["output"] == ["-o", "--output"]  # -o is a format, as everywhere
+    assert fetch["config"] == ["-c", "--config"]
+    assert fetch["quiet"] == ["-q", "--quiet"]
+    run = {a.dest for a in build_parser("run")._actions}
+    assert "out" not in run and "check" not in run
 
-    command, opts, tail = parse(
-        ["fetch", "-c", "f.yaml", "--out=/o", "--timeout", "5", "--owner", "10", "-v"]
+
+def test_parse_fetch_and_run_command_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser("fetch").parse_args(
+        ["-c", "f.yaml", "--out=/o", "--timeout", "5", "--owner", "10", "-v"]
     )
-    assert (command, opts["config"], opts["out"], opts["timeout"], opts["owner"]) == (
-        "fetch",
-        "f.yaml",
-        "/o",
-        5.0,
-        10,
-    )
-    assert opts["verbose"] is True and tail == []
-    _, opts, tail = parse(["run", "-v", "--", "app", "--port", "80"])
-    assert opts["verbose"] and tail == ["app", "--port", "80"]
-    assert parse(["run", "app", "-x"])[2] == ["app", "-x"]
+    assert (args.config, args.out, args.timeout, args.owner, args.verbose) == (
+        "f.yaml", "/o", 5.0, 10, True,
+    )  # fmt: skip
+    run = build_parser("run")
+    assert run.parse_args(["-q", "--", "app", "--port", "80"]).command == [
+        "--", "app", "--port", "80",
+    ]  # fmt: skip
+    assert run.parse_args(["app", "-x"]).command == ["app", "-x"]
     for bad, words in [
-        (["fetch", "--timeout", "soon"], "not a number"),
-        (["fetch", "--client", "sdk"], "unknown option --client"),
-        (["fetch", "--out"], "needs a value"),
-        (["run", "--out", "/o", "--", "x"], "option of 'fetch'"),
-        (["fetch", "--nope"], "unknown option"),
+        (["fetch", "--timeout", "soon"], "invalid float value"),
+        (["fetch", "--client", "sdk"], "unrecognized arguments"),  # one client now
+        (["fetch", "--out"], "expected one argument"),
+        (["fetch", "-o", "/var/run/secrets"], "invalid choice"),  # -o is not the folder
+        (["run", "--out", "/o", "--", "x"], "unrecognized arguments"),
+        (["fetch", "--nope"], "unrecognized arguments"),
     ]:
-        with pytest.raises(UsageError, match=words):
-            parse(bad)
+        assert fast_main(bad) == 2
+        assert words in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("entry", ["fast", "typer"])
@@ -123,3 +152,31 @@ def test_run_execs_with_the_secrets_added_to_the_environment(
         "value": "CANARY-run",
         "path": os.environ.get("PATH"),
     }
+
+
+def test_check_reports_every_secret_and_keeps_going_after_a_failure() -> None:
+    store = FakeStore(
+        "k8s",
+        {
+            "k8s://a#k": "CANARY-a",
+            "k8s://b#k": DeniedError("forbidden", hint="grant get on b"),
+            "k8s://c2#k": "CANARY-c",
+        },
+    )
+    config = cfg("a=k8s://a#k;b=k8s://b#k;c=k8s://c1#k|k8s://c2#k;d=k8s://d#k")
+    results = check.check_secrets(config, timeout=2, backends={"k8s": store})
+    assert [(r.name, r.ok, r.source) for r in results] == [
+        ("a", True, "k8s://a#k"),
+        ("b", False, "k8s://b#k"),
+        ("c", True, "k8s://c2#k"),  # the fallback answered
+        ("d", False, "k8s://d#k"),
+    ]
+    assert results[0].fingerprint and results[0].fingerprint.startswith("sha256:")
+    assert isinstance(results[3].error, NotFoundError)
+    assert check.exit_code(results) == 3  # as fetch: the first failure's code
+    table = check.render(results)
+    assert "CANARY" not in table and "CANARY" not in check.render(results, "json")
+    lines = table.splitlines()
+    assert lines[1].startswith("FAIL  b") and "as fake identity" in lines[1]
+    assert "grant get on b" in lines[1]
+    assert lines[-1] == "2 of 4 secrets fetched; nothing was written"

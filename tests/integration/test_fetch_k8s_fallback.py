@@ -86,7 +86,7 @@ def test_in_cluster_service_account(sandbox: Any, tmp_path: Path) -> None:
     _k8s_secret(sandbox, pod, "db", {"password": "CANARY-k8s-db"})
     doc = config(pod, [{"name": "db-password", "from": "k8s://db#password"}])
     result = run_cli(
-        ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out)],
+        ["fetch", "-c", str(pod.write_config(doc)), "--out", str(pod.out)],
         pod.env,
     )
     assert result.returncode == 0, result.stderr
@@ -101,7 +101,7 @@ def test_kubeconfig_outside_a_cluster(sandbox: Any, tmp_path: Path) -> None:
     pod.env["KUBECONFIG"] = str(sandbox.kube.kubeconfig_path)
     doc = config(pod, [{"name": "api-token", "from": "k8s://api#token"}])
     result = run_cli(
-        ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out)],
+        ["fetch", "-c", str(pod.write_config(doc)), "--out", str(pod.out)],
         pod.env,
     )
     assert result.returncode == 0, result.stderr
@@ -122,7 +122,7 @@ def test_not_found_falls_back_to_the_next_source(sandbox: Any, tmp_path: Path) -
     ]
     result = run_cli(
         ["fetch", "-c", str(pod.write_config(config(pod, secrets, sb=sandbox))),
-         "-o", str(pod.out), "-v"],
+         "--out", str(pod.out), "-v"],
         pod.env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -142,7 +142,7 @@ def test_unavailable_source_falls_back_after_retries(sandbox: Any, tmp_path: Pat
         },
     )
     result = run_cli(
-        ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out), "--timeout", "20"],
+        ["fetch", "-c", str(pod.write_config(doc)), "--out", str(pod.out), "--timeout", "20"],
         pod.env,
     )
     assert result.returncode == 0, result.stderr
@@ -173,7 +173,7 @@ def test_denial_does_not_fall_back_unless_asked(
             "fetch",
             "-c",
             str(pod.write_config(doc)),
-            "-o",
+            "--out",
             str(pod.out),
             "--propagation-window",
             "0",
@@ -205,7 +205,7 @@ def test_every_source_missing_reports_the_whole_chain(sandbox: Any, tmp_path: Pa
     ]
     result = run_cli(
         ["fetch", "-c", str(pod.write_config(config(pod, secrets, sb=sandbox))),
-         "-o", str(pod.out)],
+         "--out", str(pod.out)],
         pod.env,
     )  # fmt: skip
     assert result.returncode == 4

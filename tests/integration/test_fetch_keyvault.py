@@ -91,7 +91,7 @@ def test_pod_identity_through_imds(sandbox: Any, azure: Any, tmp_path: Path) -> 
     azure.set_imds_caller(selector)
     try:
         result = run_cli(
-            ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out)],
+            ["fetch", "-c", str(pod.write_config(doc)), "--out", str(pod.out)],
             pod.env,
         )
     finally:
@@ -110,7 +110,7 @@ def test_service_principal(sandbox: Any, azure: Any, tmp_path: Path) -> None:
     pod.env.update({"AZURE_CLIENT_ID": app_id, "AZURE_CLIENT_SECRET": "CANARY-sp-secret"})
     doc = config(pod, secrets, sb=sandbox, identity="workload-identity")
     result = run_cli(
-        ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out)],
+        ["fetch", "-c", str(pod.write_config(doc)), "--out", str(pod.out)],
         pod.env,
     )
     assert result.returncode == 0, result.stderr
@@ -129,7 +129,7 @@ def test_denied_without_grant_names_identity_and_fix(
     result = run_cli(
         [
             "fetch",
-            *("-c", str(pod.write_config(doc)), "-o", str(pod.out)),
+            *("-c", str(pod.write_config(doc)), "--out", str(pod.out)),
             *("--propagation-window", "0"),
         ],
         pod.env,
@@ -158,7 +158,7 @@ def test_missing_federated_credential_is_explained(
             "fetch",
             "-c",
             str(pod.write_config(doc)),
-            "-o",
+            "--out",
             str(pod.out),
             "--propagation-window",
             "1",
@@ -193,7 +193,7 @@ def test_throttling_storm_is_survived_within_the_deadline(
                 str(
                     pod.write_config(config(pod, secrets, sb=sandbox, identity="workload-identity"))
                 ),
-                "-o",
+                "--out",
                 str(pod.out),
                 "--timeout",
                 "20",
@@ -226,7 +226,7 @@ def test_key_vault_that_stays_down_fails_with_nothing_written(
     try:
         started = time.monotonic()
         result = run_cli(
-            ["fetch", "-c", str(pod.write_config(doc)), "-o", str(pod.out), "--timeout", "2"],
+            ["fetch", "-c", str(pod.write_config(doc)), "--out", str(pod.out), "--timeout", "2"],
             pod.env,
         )
     finally:

@@ -36,7 +36,7 @@ def test_interrupted_publish_leaves_the_old_files(sandbox: Any, tmp_path: Path) 
     pod.out.mkdir()
     (pod.out / "s0").write_text("old-s0")
     (pod.out / "s2").mkdir()  # the third file cannot be put in place
-    result = run_cli(["fetch", "-c", str(cfg), "-o", str(pod.out)], pod.env)
+    result = run_cli(["fetch", "-c", str(cfg), "--out", str(pod.out)], pod.env)
     assert result.returncode == 6, result.stderr
     assert "cannot put s2" in result.stderr
     assert listing(pod.out) == ["s0", "s2"]  # no staging folder, no new file
@@ -49,7 +49,7 @@ def test_a_second_fetch_replaces_every_file(sandbox: Any, tmp_path: Path) -> Non
     pod.out.mkdir()
     (pod.out / "s1").write_text("stale")
     (pod.out / "s1").chmod(0o400)
-    result = run_cli(["fetch", "-c", str(cfg), "-o", str(pod.out)], pod.env)
+    result = run_cli(["fetch", "-c", str(cfg), "--out", str(pod.out)], pod.env)
     assert result.returncode == 0, result.stderr
     assert (pod.out / "s1").read_text() == values["s1"]
 
@@ -59,7 +59,7 @@ def test_symlinked_output_folder_is_refused(sandbox: Any, tmp_path: Path) -> Non
     real = tmp_path / "real"
     real.mkdir()
     pod.out.symlink_to(real)
-    result = run_cli(["fetch", "-c", str(cfg), "-o", str(pod.out)], pod.env)
+    result = run_cli(["fetch", "-c", str(cfg), "--out", str(pod.out)], pod.env)
     assert result.returncode == 6
     assert "symbolic link" in result.stderr
     assert listing(real) == []
@@ -71,7 +71,7 @@ def test_world_writable_folder_of_another_user_is_refused(sandbox: Any, tmp_path
     pod.out.mkdir()
     os.chown(pod.out, 65534, 65534)
     pod.out.chmod(0o1777)  # sticky or not: refused
-    result = run_cli(["fetch", "-c", str(cfg), "-o", str(pod.out)], pod.env)
+    result = run_cli(["fetch", "-c", str(cfg), "--out", str(pod.out)], pod.env)
     assert result.returncode == 6
     assert "writable by every user" in result.stderr
     assert listing(pod.out) == []
@@ -81,7 +81,7 @@ def test_own_world_writable_folder_is_tightened(sandbox: Any, tmp_path: Path) ->
     pod, cfg, _ = _vault_pod(sandbox, tmp_path, 1)
     pod.out.mkdir()
     pod.out.chmod(0o777)  # what an emptyDir looks like
-    result = run_cli(["fetch", "-c", str(cfg), "-o", str(pod.out), "--owner", "1234",
+    result = run_cli(["fetch", "-c", str(cfg), "--out", str(pod.out), "--owner", "1234",
                       "--group", "2345"], pod.env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(os.stat(pod.out).st_mode) == 0o755
@@ -148,7 +148,7 @@ def test_vault_only_fetch_imports_no_sdk(sandbox: Any, tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
     result = subprocess.run(
-        [sys.executable, str(probe), "fetch", "-c", str(cfg), "-o", str(pod.out), "-q"],
+        [sys.executable, str(probe), "fetch", "-c", str(cfg), "--out", str(pod.out), "-q"],
         env=pod.env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.stdout.split() == ["0", "-"], result.stderr
@@ -173,7 +173,7 @@ def test_azure_only_fetch_imports_no_vault_or_kubernetes_client(
     probe.write_text(PROBE)
     cfg = pod.write_config(doc)
     result = subprocess.run(
-        [sys.executable, str(probe), "fetch", "-c", str(cfg), "-o", str(pod.out), "-q"],
+        [sys.executable, str(probe), "fetch", "-c", str(cfg), "--out", str(pod.out), "-q"],
         env=pod.env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.stdout.split() == ["0", "-"], result.stderr
