@@ -105,17 +105,11 @@ class Reader:
             raise self.fail("apiVersion", "unsupported", f"set apiVersion: {API_VERSION}")
         if data.get("kind", KIND) != KIND:
             raise self.fail("kind", f"expected {KIND}", f"set kind: {KIND}")
-        identity = self.text(data, "identity", "") or "workload-identity"
-        if identity not in IDENTITIES:
-            raise self.fail("identity", f"unknown identity '{identity}'", "; ".join(IDENTITIES))
-        if env.get("AZURE_CLIENT_SECRET") and identity != "none":
-            identity = "service-principal"
+        identity = self.identity(data, env)
         fod = data.get("fallbackOnDenied", False)
         if not isinstance(fod, bool):
             raise self.fail("fallbackOnDenied", "must be true or false")
-        open_names = data.get("allowWorldReadable") or []
-        if not isinstance(open_names, list) or not all(isinstance(n, str) for n in open_names):
-            raise self.fail("allowWorldReadable", "must be a list of secret names")
+        open_names = self.world_readable(data)
         secrets = self.secrets(data.get("secrets"), frozenset(open_names))
         unknown = sorted(set(open_names) - {s.name for s in secrets})
         if unknown:
@@ -133,16 +127,7 @@ class Reader:
                 "identity", "keyvault:// sources need an Azure identity",
                 "set identity: workload-identity, pod-identity or service-principal",
             )  # fmt: skip
-        output = self.mapping(data.get("output"), "output")
-        self.known(output, {"dotenv", "json"}, "output.")
-        dotenv = self.text(output, "dotenv", "output.")
-        json_file = self.text(output, "json", "output.")
-        for key, value in (("output.dotenv", dotenv), ("output.json", json_file)):
-            if value is not None:
-                try:
-                    safe_file_name(value)
-                except ValueError as exc:
-                    raise self.fail(key, str(exc)) from None
+        dotenv, json_file = self.output(data)
         namespace = self.text(data, "namespace", "") or env.get("SECRETSBOOT_NAMESPACE")
         return FetchConfig(
             secrets=secrets,
@@ -158,6 +143,33 @@ class Reader:
             source=self.source,
             allow_world_readable=tuple(open_names),
         )
+
+    def identity(self, data: Mapping[str, Any], env: Mapping[str, str]) -> str:
+        identity = self.text(data, "identity", "") or "workload-identity"
+        if identity not in IDENTITIES:
+            raise self.fail("identity", f"unknown identity '{identity}'", "; ".join(IDENTITIES))
+        if env.get("AZURE_CLIENT_SECRET") and identity != "none":
+            identity = "service-principal"
+        return identity
+
+    def world_readable(self, data: Mapping[str, Any]) -> list[str]:
+        names = data.get("allowWorldReadable") or []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise self.fail("allowWorldReadable", "must be a list of secret names")
+        return names
+
+    def output(self, data: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        output = self.mapping(data.get("output"), "output")
+        self.known(output, {"dotenv", "json"}, "output.")
+        dotenv = self.text(output, "dotenv", "output.")
+        json_file = self.text(output, "json", "output.")
+        for key, value in (("output.dotenv", dotenv), ("output.json", json_file)):
+            if value is not None:
+                try:
+                    safe_file_name(value)
+                except ValueError as exc:
+                    raise self.fail(key, str(exc)) from None
+        return dotenv, json_file
 
     def secrets(self, raw: Any, world_readable: frozenset[str]) -> tuple[SecretEntry, ...]:
         if not isinstance(raw, list) or not raw:
