@@ -130,12 +130,16 @@ def _from_kubeconfig(doc: Any, path: str, namespace: str | None) -> ApiAccess:
     server = cluster.get("server")
     if not server:
         raise BadInputError(f"kubeconfig {path}: cluster has no server")
-    import base64
 
     base = os.path.dirname(os.path.abspath(path))
     ca_data = None
     if cluster.get("certificate-authority-data"):
-        ca_data = base64.b64decode(cluster["certificate-authority-data"]).decode()
+        ca_data = _b64(cluster["certificate-authority-data"], "certificate-authority-data", path)
+        if "-----BEGIN CERTIFICATE-----" not in ca_data:
+            raise BadInputError(
+                f"kubeconfig {path}: cluster certificate-authority-data is not a PEM certificate",
+                hint="put the base64 of the cluster's CA certificate (PEM) there",
+            )
     ca_file = cluster.get("certificate-authority")
     if ca_file and not os.path.isabs(ca_file):
         ca_file = os.path.join(base, ca_file)
@@ -147,8 +151,8 @@ def _from_kubeconfig(doc: Any, path: str, namespace: str | None) -> ApiAccess:
     temp_dir = None
     if user.get("client-certificate-data") and user.get("client-key-data"):
         client_cert = _write_client_cert(
-            base64.b64decode(user["client-certificate-data"]),
-            base64.b64decode(user["client-key-data"]),
+            _b64(user["client-certificate-data"], "client-certificate-data", path).encode(),
+            _b64(user["client-key-data"], "client-key-data", path).encode(),
         )
         temp_dir = os.path.dirname(client_cert[0])
     elif user.get("client-certificate") and user.get("client-key"):
@@ -164,6 +168,20 @@ def _from_kubeconfig(doc: Any, path: str, namespace: str | None) -> ApiAccess:
         user=ctx.get("user"),
         temp_dir=temp_dir,
     )
+
+
+def _b64(value: Any, field: str, path: str) -> str:
+    """A kubeconfig ``*-data`` field: base64 of PEM text; BadInputError names the field."""
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode("".join(str(value).split()), validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        raise BadInputError(
+            f"kubeconfig {path}: {field} is not base64 of a PEM file",
+            hint=f"set {field} to the output of `base64 -w0 FILE.pem`",
+        ) from None
 
 
 def forget_client_cert(access: ApiAccess) -> None:
