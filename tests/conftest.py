@@ -19,8 +19,11 @@ the address, so a test can never reach the internet or 169.254.169.254.
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,3 +122,15 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield sb
     finally:
         sb.stop()
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A temporary folder every uid can traverse (pytest's own are 0700 to root), for
+    tests that act as another uid (setpriv, podman --user)."""
+    path = Path(tempfile.mkdtemp(prefix="secretsboot-test-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

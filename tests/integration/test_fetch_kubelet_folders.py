@@ -14,8 +14,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,20 +47,20 @@ def as_user(uid: int, groups: list[int] | None, argv: list[str], env: dict[str, 
 
 
 @pytest.fixture
-def pod(sandbox: Any) -> Iterator[Pod]:
+def pod(sandbox: Any, open_tmp: Path) -> Pod:
     """A pod whose files (tokens, CA, config) uid 10001 can read, in a folder it can reach."""
-    base = Path(tempfile.mkdtemp(prefix="secretsboot-kubelet-"))
-    base.chmod(0o755)
-    try:
-        p = make_pod(sandbox, base)
-        ca = p.folder / "ca.pem"
-        shutil.copy(sandbox.ca_path, ca)
-        p.env["SSL_CERT_FILE"] = str(ca)
-        for path in p.folder.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        yield p
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    p = make_pod(sandbox, open_tmp)
+    readable_by_others(p, sandbox)
+    return p
+
+
+def readable_by_others(pod: Pod, sandbox: Any) -> None:
+    """Give uid 10001 what a pod gives it: its token files, the CA, the config."""
+    ca = pod.folder / "ca.pem"
+    shutil.copy(sandbox.ca_path, ca)
+    pod.env["SSL_CERT_FILE"] = str(ca)
+    for path in [pod.folder, *pod.folder.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _emptydir(parent: Path, shape: str) -> Path:

@@ -13,18 +13,16 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 try:
-    from fetch_support import Pod
+    from test_fetch_kubelet_folders import readable_by_others
     from test_refresh_sandbox import three_stores
 except ImportError:  # pragma: no cover
-    from .fetch_support import Pod
+    from .test_fetch_kubelet_folders import readable_by_others
     from .test_refresh_sandbox import three_stores
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,25 +80,6 @@ def podman_run(image: str, *args: str, timeout: float = 120) -> subprocess.Compl
     )  # fmt: skip
 
 
-@pytest.fixture
-def pod_dir() -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="secretsboot-image-"))
-    base.chmod(0o755)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _readable(pod: Pod, sandbox: Any) -> None:
-    """Give uid 10001 what a pod gives it: its token files, the CA, the config."""
-    ca = pod.folder / "ca.pem"
-    shutil.copy(sandbox.ca_path, ca)
-    pod.env["SSL_CERT_FILE"] = str(ca)
-    for path in [pod.folder, *pod.folder.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-
-
 def test_image_holds_only_the_fetch_path(image: str) -> None:
     probe = (
         "import importlib.util as u, sys\n"
@@ -116,12 +95,12 @@ def test_image_holds_only_the_fetch_path(image: str) -> None:
 
 
 def test_fetch_in_the_image_as_kubelet_runs_an_init_container(
-    image: str, sandbox: Any, pod_dir: Path
+    image: str, sandbox: Any, open_tmp: Path
 ) -> None:
-    t = three_stores(sandbox, pod_dir)
+    t = three_stores(sandbox, open_tmp)
     cfg = t.pod.write_config(t.doc)
-    _readable(t.pod, sandbox)
-    emptydir = pod_dir / "emptydir"  # as kubelet makes it: root's, 0777
+    readable_by_others(t.pod, sandbox)
+    emptydir = open_tmp / "emptydir"  # as kubelet makes it: root's, 0777
     emptydir.mkdir()
     os.chown(emptydir, 0, 0)
     emptydir.chmod(0o777)
