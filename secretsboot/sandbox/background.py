@@ -30,11 +30,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from secretsboot._fs import atomic_write_text
 from secretsboot.errors import BadInputError, UnavailableError
-from secretsboot.sandbox.stack import COMPONENTS, CONTROL_DIR, STATE_FILE
+from secretsboot.sandbox import openbao, seed
+from secretsboot.sandbox.stack import COMPONENTS, CONTROL_DIR, PKI_DIR, STATE_FILE
 
 ERROR_FILE = "error.json"
 LOG_FILE = "sandbox.log"
+AZURE_FILE = "azure.json"
+PODS_DIR = "pods"
+#: Everything ``up`` creates in its state directory; ``down`` removes exactly these.
+CREATED_FILES = (
+    STATE_FILE,
+    ERROR_FILE,
+    LOG_FILE,
+    AZURE_FILE,
+    "kubeconfig",
+    seed.OPERATOR_FILE,
+    openbao.CONFIG_FILE,
+    openbao.LOG_FILE,
+    openbao.ROOT_TOKEN_FILE,
+)
+CREATED_DIRS = (PKI_DIR, CONTROL_DIR, PODS_DIR)
 _SERVE_MARKER = "secretsboot.sandbox.stack"
 
 # Popen objects of serve processes spawned by this process: kept alive so they are
@@ -141,33 +158,48 @@ def _stop_pid(pid: int, still_ours: Any, timeout: float = 10.0) -> bool:
     return True
 
 
+def _fresh_private(path: Path) -> int:
+    """A new 0600 file at ``path`` (an old file or symlink there is removed first)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+
+
 def up(
     state_dir: Path,
     components: Sequence[str] = COMPONENTS,
     *,
+    spec: Path | None = None,
     timeout: float = 30.0,
 ) -> tuple[dict[str, Any], bool]:
-    """Start the sandbox in the background; returns ``(state, already_running)``."""
+    """Start the sandbox in the background; returns ``(state, already_running)``.
+
+    With ``spec`` (a spec file), the sandbox also holds what that spec expects to
+    exist already (see :mod:`secretsboot.sandbox.seed`).
+    """
     state_dir = state_dir.resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     existing = running_state(state_dir)
     if existing is not None:
         return existing, True
     with contextlib.suppress(FileNotFoundError):
         (state_dir / ERROR_FILE).unlink()
     t0 = time.monotonic()
-    with open(state_dir / LOG_FILE, "ab") as log_file:
+    command = [
+        sys.executable,
+        "-m",
+        "secretsboot.sandbox.stack",
+        "serve",
+        "--dir",
+        str(state_dir),
+        "--components",
+        ",".join(components),
+    ]
+    if spec is not None:
+        command += ["--spec", str(spec.resolve())]
+    with os.fdopen(_fresh_private(state_dir / LOG_FILE), "ab") as log_file:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "secretsboot.sandbox.stack",
-                "serve",
-                "--dir",
-                str(state_dir),
-                "--components",
-                ",".join(components),
-            ],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -210,19 +242,47 @@ def _shutdown(state_dir: Path, serve_pid: int, openbao_pid: int | None) -> list[
     return stopped
 
 
+def remove_created(state_dir: Path) -> list[str]:
+    """Remove every file and folder ``up`` creates (CA, keys, kubeconfig, logs, tokens);
+    the state directory too when nothing else is left in it. Returns what was removed."""
+    import shutil
+
+    removed = []
+    for name in CREATED_FILES:
+        path = state_dir / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(name)
+    for name in CREATED_DIRS:
+        path = state_dir / name
+        if path.is_symlink():
+            path.unlink()
+            removed.append(name)
+        elif path.is_dir():
+            shutil.rmtree(path)
+            removed.append(name + "/")
+    with contextlib.suppress(OSError):
+        state_dir.rmdir()  # only when empty: a file of the user's keeps the folder
+    return removed
+
+
 def down(state_dir: Path) -> dict[str, Any]:
-    """Stop the background sandbox of ``state_dir``; returns what was stopped."""
+    """Stop the background sandbox of ``state_dir`` and remove what it created.
+
+    Returns what was stopped and removed, and ``kept``: anything left in the state
+    directory that the sandbox did not create (never touched).
+    """
     state_dir = state_dir.resolve()
     state = read_state(state_dir)
-    if state is None:
-        return {"running": False, "stopped": []}
-    serve_pid = int(state.get("pid") or 0)
-    openbao_pid = state.get("openbao_pid")
-    was_running = is_serve_process(serve_pid, state_dir)
-    stopped = _shutdown(state_dir, serve_pid, int(openbao_pid) if openbao_pid else None)
-    with contextlib.suppress(FileNotFoundError):
-        (state_dir / STATE_FILE).unlink()
-    return {"running": was_running, "stopped": stopped}
+    was_running, stopped = False, []
+    if state is not None:
+        serve_pid = int(state.get("pid") or 0)
+        openbao_pid = state.get("openbao_pid")
+        was_running = is_serve_process(serve_pid, state_dir)
+        stopped = _shutdown(state_dir, serve_pid, int(openbao_pid) if openbao_pid else None)
+    removed = remove_created(state_dir) if state_dir.is_dir() else []
+    kept = sorted(p.name for p in state_dir.iterdir()) if state_dir.is_dir() else []
+    return {"running": was_running, "stopped": stopped, "removed": removed, "kept": kept}
 
 
 def _probe(url: str, ca_path: str) -> bool:
@@ -268,6 +328,7 @@ def environment(state_dir: Path) -> dict[str, str]:
             f"no sandbox is running in {state_dir}", hint="run `secretsboot sandbox up` first"
         )
     env = {str(k): str(v) for k, v in (state.get("env") or {}).items()}
+    env.update(seed.read_operator(state_dir))
     token_file = state.get("root_token_file")
     if token_file:
         with contextlib.suppress(FileNotFoundError):
@@ -289,11 +350,9 @@ def send_fault(state_dir: Path, command: dict[str, Any], *, timeout: float = 5.0
         )
     control = state_dir / CONTROL_DIR
     name = uuid.uuid4().hex
-    tmp = control / f"{name}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(command, fh)
-    os.replace(tmp, control / f"{name}.request.json")
+    atomic_write_text(
+        control / f"{name}.request.json", json.dumps(command), mode=0o600, what="fault command"
+    )
     response = control / f"{name}.response.json"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -132,7 +132,10 @@ class OpenBao:
         ca_path: Path,
     ) -> None:
         self.process = process
+        #: where clients connect (the sandbox's front once attached, else the server)
         self.address = address
+        #: OpenBao's own TLS listener
+        self.server_address = address
         self.root_token = root_token
         self.state_dir = state_dir
         self.ca_path = ca_path
@@ -265,9 +268,14 @@ class OpenBao:
             time.sleep(0.01)
         raise UnavailableError("OpenBao did not become active after unseal")
 
+    def attach_front(self, url: str) -> None:
+        """Clients use ``url`` (a front passing requests through) from now on."""
+        self.address = url
+
     def healthy(self) -> bool:
+        """Is the server itself unsealed and active (its own listener, not the front)?"""
         try:
-            req = urllib.request.Request(f"{self.address}/v1/sys/health")  # noqa: S310
+            req = urllib.request.Request(f"{self.server_address}/v1/sys/health")  # noqa: S310
             with urllib.request.urlopen(req, timeout=1, context=self._ssl) as resp:  # noqa: S310
                 body = json.loads(resp.read())
                 return resp.status == 200 and not body.get("sealed", True)
@@ -293,7 +301,10 @@ class OpenBao:
         if token:
             headers["X-Vault-Token"] = token
         req = urllib.request.Request(  # noqa: S310 - https://127.0.0.1 only
-            f"{self.address}/v1/{path.lstrip('/')}", data=data, method=method, headers=headers
+            f"{self.server_address}/v1/{path.lstrip('/')}",
+            data=data,
+            method=method,
+            headers=headers,
         )
         try:
             with urllib.request.urlopen(req, timeout=10, context=self._ssl) as resp:  # noqa: S310

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +25,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from secretsboot._fs import atomic_write_text
+
 _VALIDITY = dt.timedelta(days=7)
 _BACKDATE = dt.timedelta(minutes=5)  # tolerate small clock differences
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,7 @@ class CertificateAuthority:
         cls, directory: Path, common_name: str = "secretsboot sandbox CA"
     ) -> CertificateAuthority:
         """Generate a new CA and write its certificate to ``directory/ca.pem``."""
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         now = dt.datetime.now(dt.UTC)
@@ -108,7 +103,7 @@ class CertificateAuthority:
             .sign(key, hashes.SHA256())
         )
         ca = cls(directory, key, cert)
-        ca.ca_path.write_text(ca.ca_pem, encoding="ascii")
+        atomic_write_text(ca.ca_path, ca.ca_pem, what="sandbox CA certificate")
         return ca
 
     def issue_server_cert(
@@ -164,15 +159,14 @@ class CertificateAuthority:
         )
         cert_path = self.directory / f"{stem}.pem"
         key_path = self.directory / f"{stem}-key.pem"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_private(
-            key_path,
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-        )
+        cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        atomic_write_text(cert_path, cert_pem, what="server certificate")
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii")
+        atomic_write_text(key_path, key_pem, mode=0o600, what="server key")
         return ServerCert(cert_path=cert_path, key_path=key_path, hosts=tuple(hosts))
 
     def client_ssl_context(self) -> ssl.SSLContext:

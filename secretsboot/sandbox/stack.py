@@ -25,22 +25,27 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from secretsboot._fs import atomic_write_text
 from secretsboot.errors import BadInputError, UnavailableError
-from secretsboot.sandbox._http import Faults
+from secretsboot.sandbox import seed
+from secretsboot.sandbox._http import FakeServer, Faults
 from secretsboot.sandbox.kube import KubeFake
 from secretsboot.sandbox.openbao import OpenBao
 from secretsboot.sandbox.pki import CertificateAuthority
+from secretsboot.sandbox.vaultfront import VaultFront
 
 if TYPE_CHECKING:
     from secretsboot.sandbox.azure import AzureFakes
+    from secretsboot.spec import Spec
 
 log = logging.getLogger(__name__)
 
 COMPONENTS = ("kubernetes", "azure", "openbao")
 AZURE_FAULT_COMPONENTS = ("entra", "imds", "arm", "keyvault")
-FAULT_COMPONENTS = ("kubernetes", *AZURE_FAULT_COMPONENTS)
+FAULT_COMPONENTS = ("kubernetes", *AZURE_FAULT_COMPONENTS, "openbao")
 CONTROL_DIR = "control"
 STATE_FILE = "state.json"
+PKI_DIR = "pki"  # the CA, and every certificate and key it issued
 REVIEWER_NAMESPACE = "kube-system"
 REVIEWER_SA = "openbao-token-reviewer"
 _REVIEWER_TOKEN_SECONDS = 30 * 24 * 3600
@@ -62,11 +67,8 @@ def check_components(components: Iterable[str]) -> tuple[str, ...]:
 
 
 def _write_private_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=True)
+    atomic_write_text(path, text, mode=0o600, what="sandbox state")
 
 
 class Sandbox:
@@ -79,6 +81,8 @@ class Sandbox:
         self.kube: KubeFake | None = None
         self.azure: AzureFakes | None = None
         self.vault: OpenBao | None = None
+        self.operator: seed.Operator | None = None
+        self.vault_front: FakeServer | None = None
         self.started_in: float = 0.0
 
     @property
@@ -86,17 +90,25 @@ class Sandbox:
         return self.ca.ca_path
 
     @classmethod
-    def start(cls, state_dir: Path | str, components: Sequence[str] = COMPONENTS) -> Sandbox:
+    def start(
+        cls,
+        state_dir: Path | str,
+        components: Sequence[str] = COMPONENTS,
+        *,
+        spec: Spec | None = None,
+    ) -> Sandbox:
         """Start the chosen components on 127.0.0.1 (free ports) and wait until healthy.
 
         OpenBao is spawned first and boots while the fakes start; its ``kubernetes``
-        and ``jwt`` auth methods are configured against the Kubernetes fake.
+        and ``jwt`` auth methods are configured against the Kubernetes fake. With a
+        ``spec``, the sandbox also holds what that spec expects to exist already
+        (see :mod:`secretsboot.sandbox.seed`).
         """
         t0 = time.monotonic()
         chosen = check_components(components)
         state_dir = Path(state_dir).resolve()
-        state_dir.mkdir(parents=True, exist_ok=True)
-        sb = cls(state_dir, CertificateAuthority.create(state_dir), chosen)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        sb = cls(state_dir, CertificateAuthority.create(state_dir / PKI_DIR), chosen)
         try:
             if "openbao" in chosen:
                 sb.vault = OpenBao.launch(state_dir, sb.ca)
@@ -110,9 +122,15 @@ class Sandbox:
                         f"the Azure fakes cannot be loaded: {exc}",
                         hint="start without them: components=('kubernetes', 'openbao')",
                     ) from None
-                sb.azure = AzureFakes.start(sb.ca, state_dir)
+                sb.azure = AzureFakes.start(sb.ca, state_dir, **seed.spec_identity(spec))
+                sb.operator = seed.create_operator(sb)
+            if spec is not None:
+                seed.adopt_cluster(sb, spec)
+                seed.seed_azure(sb, spec, sb.operator)
             if sb.vault is not None:
-                sb._finish_openbao(sb.vault)
+                reviewer_jwt = sb._finish_openbao(sb.vault)
+                if spec is not None:
+                    seed.seed_vault(sb, spec, reviewer_jwt)
         except BaseException:
             sb.stop()
             raise
@@ -120,15 +138,21 @@ class Sandbox:
         log.info("sandbox started in %.2f s", sb.started_in)
         return sb
 
-    def _finish_openbao(self, vault: OpenBao) -> None:
+    def _finish_openbao(self, vault: OpenBao) -> str | None:
         try:
             vault.wait_healthy(15)
         except Exception:
             # the probed port may have been taken meanwhile: one clean retry
             vault.stop()
             vault = self.vault = OpenBao.start(self.state_dir, self.ca)
+        cert = self.ca.issue_server_cert(name="openbao-front")
+        front = FakeServer(
+            VaultFront(vault.address, self.ca.ca_path), ssl_context=cert.ssl_context()
+        )
+        self.vault_front = front.start()
+        vault.attach_front(front.url)
         if self.kube is None:
-            return
+            return None
         kube = self.kube
         kube.store.apply(
             {
@@ -159,6 +183,7 @@ class Sandbox:
         vault.configure_jwt(
             f"{kube.url}/openid/v1/jwks", self.ca.ca_pem, bound_issuer=kube.oidc_issuer
         )
+        return reviewer_jwt
 
     # -- what clients need ---------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -169,6 +194,8 @@ class Sandbox:
             env["KUBECONFIG"] = str(self.kube.kubeconfig_path)
         if self.azure is not None:
             env.update(self.azure.env())
+        if self.operator is not None:
+            env.update(self.operator.env())
         if self.vault is not None:
             env.update(
                 {
@@ -212,7 +239,8 @@ class Sandbox:
 
     def state(self) -> dict[str, Any]:
         """What ``state.json`` holds (no secret values: the root token stays in its file)."""
-        env = {k: v for k, v in self.env().items() if k != "VAULT_TOKEN"}
+        secret_names = ("VAULT_TOKEN", "AZURE_CLIENT_SECRET")  # each kept in its 0600 file
+        env = {k: v for k, v in self.env().items() if k not in secret_names}
         return {
             "pid": os.getpid(),
             "command": "secretsboot.sandbox.stack serve",
@@ -229,12 +257,16 @@ class Sandbox:
         }
 
     def faults(self, component: str) -> Faults:
-        """The fault knobs of ``kubernetes``, ``entra``, ``imds``, ``arm`` or ``keyvault``."""
+        """The fault knobs of ``kubernetes``, ``entra``, ``imds``, ``arm``, ``keyvault``
+        or ``openbao`` (its HTTPS front: ``stop`` refuses connections)."""
         if component == "kubernetes" and self.kube is not None:
             return self.kube.app.faults
+        if component == "openbao" and self.vault_front is not None:
+            return self.vault_front.app.faults
         if component in AZURE_FAULT_COMPONENTS and self.azure is not None:
             return self.azure.faults(component)  # type: ignore[arg-type]
         running = [c for c in FAULT_COMPONENTS if c != "kubernetes" or self.kube is not None]
+        running = [c for c in running if c != "openbao" or self.vault_front is not None]
         if self.azure is None:
             running = [c for c in running if c not in AZURE_FAULT_COMPONENTS]
         raise BadInputError(
@@ -245,6 +277,8 @@ class Sandbox:
     def stop(self) -> None:
         """Stop every component (idempotent; OpenBao is terminated and reaped)."""
         for stop in (
+            self.vault_front.stop if self.vault_front else None,
+            self.vault_front.app.close if self.vault_front else None,  # type: ignore[attr-defined]
             self.vault.stop if self.vault else None,
             self.azure.stop if self.azure else None,
             self.kube.stop if self.kube else None,
@@ -306,7 +340,7 @@ def _process_control(sb: Sandbox, control: Path) -> None:
         _write_private_json(response, result)
 
 
-def serve(state_dir: Path, components: Sequence[str]) -> int:
+def serve(state_dir: Path, components: Sequence[str], spec_file: Path | None = None) -> int:
     """Run the sandbox until SIGTERM/SIGINT; ``state.json`` appears once it is healthy."""
     stop_event = threading.Event()
 
@@ -318,7 +352,12 @@ def serve(state_dir: Path, components: Sequence[str]) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     state_path = state_dir / STATE_FILE
     try:
-        sb = Sandbox.start(state_dir, components)
+        spec = None
+        if spec_file is not None:
+            from secretsboot.spec import load_spec
+
+            spec = load_spec(spec_file)
+        sb = Sandbox.start(state_dir, components, spec=spec)
     except Exception as exc:
         log.exception("the sandbox did not start")
         _write_private_json(
@@ -354,12 +393,13 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("serve", help="run the sandbox in the foreground until SIGTERM")
     run.add_argument("--dir", required=True, type=Path)
     run.add_argument("--components", default=",".join(COMPONENTS))
+    run.add_argument("--spec", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     components = [c.strip() for c in str(args.components).split(",") if c.strip()]
-    return serve(Path(args.dir).resolve(), components)
+    return serve(Path(args.dir).resolve(), components, args.spec)
 
 
 if __name__ == "__main__":

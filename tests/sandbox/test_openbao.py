@@ -9,6 +9,7 @@ from typing import Any
 
 import hvac
 import hvac.exceptions
+import requests
 import pytest
 
 pytestmark = [pytest.mark.openbao, pytest.mark.integration]
@@ -163,12 +164,17 @@ def test_served_over_tls_only_with_the_sandbox_ca(sandbox: Any) -> None:
 
     address = sandbox.vault.address
     assert address.startswith("https://127.0.0.1:")
-    plain = address.replace("https://", "http://")
-    # no plain-http listener: the TLS port answers cleartext with Go's 400
+    # no plain-http listener: OpenBao's own TLS port answers cleartext with Go's 400,
+    # its front (where clients connect) drops the connection
+    plain = sandbox.vault.server_address.replace("https://", "http://")
     with pytest.raises(urllib.error.HTTPError) as plain_answer:
         urllib.request.urlopen(f"{plain}/v1/sys/health", timeout=5).read()  # noqa: S310
     assert plain_answer.value.code == 400
     plain_answer.value.close()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(  # noqa: S310
+            address.replace("https://", "http://") + "/v1/sys/health", timeout=5
+        ).read()
     # a client without the sandbox CA refuses the server
     with pytest.raises(urllib.error.URLError) as untrusted:
         urllib.request.urlopen(  # noqa: S310
@@ -183,3 +189,27 @@ def test_served_over_tls_only_with_the_sandbox_ca(sandbox: Any) -> None:
     assert token not in sandbox.vault.log_path.read_text(encoding="utf-8", errors="replace")
     assert oct(sandbox.vault.log_path.stat().st_mode & 0o777) == "0o600"
     assert oct(sandbox.vault.root_token_path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_fault_knobs_of_the_front(sandbox: Any) -> None:
+    import time
+
+    client = hvac.Client(url=sandbox.vault.address, verify=str(sandbox.ca_path), timeout=5)
+    faults = sandbox.faults("openbao")
+    try:
+        faults.latency(0.3)
+        t0 = time.monotonic()
+        assert client.sys.read_health_status(method="GET")["sealed"] is False
+        assert time.monotonic() - t0 >= 0.3
+        faults.clear()
+        faults.stop()
+        client.adapter.close()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            client.sys.read_health_status(method="GET")
+        assert sandbox.vault.healthy()  # the server itself keeps running behind its front
+    finally:
+        faults.clear()
+        faults.start()
+        client.adapter.close()
+    assert client.sys.read_health_status(method="GET")["initialized"] is True
+    client.adapter.close()

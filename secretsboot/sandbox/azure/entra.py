@@ -69,6 +69,9 @@ class IssuerCache:
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self.fetches: list[str] = []  # URLs fetched, for tests
+        # public issuer URL -> the loopback server that publishes its metadata (the
+        # sandbox's Kubernetes fake standing in for a cluster's public OIDC issuer)
+        self.aliases: dict[str, str] = {}
 
     def _get_json(self, url: str) -> Any:
         parts = urlsplit(url)
@@ -89,7 +92,8 @@ class IssuerCache:
             hit = self._cache.get(issuer)
         if hit is not None and not refresh and time.monotonic() - hit[0] < _METADATA_TTL_S:
             return hit[1]
-        config = self._get_json(issuer.rstrip("/") + "/.well-known/openid-configuration")
+        base = self.aliases.get(issuer.rstrip("/"), issuer).rstrip("/")
+        config = self._get_json(base + "/.well-known/openid-configuration")
         if not isinstance(config, dict) or not isinstance(config.get("jwks_uri"), str):
             raise IssuerMetadataError("the discovery document has no jwks_uri")
         key_set = self._get_json(config["jwks_uri"])

@@ -63,11 +63,14 @@ class KubeApp(FakeApp):
         self.store = store
         self.signing_key = signing_key
         self.admin_token = admin_token
+        # the issuer its tokens carry: the server's own URL, or (``sandbox up --spec``)
+        # the spec's azure.oidcIssuer, as an AKS cluster's tokens carry its public issuer
+        self.issuer_url: str | None = None
 
     # -- identity ------------------------------------------------------------------
     @property
     def issuer(self) -> str:
-        return self.base_url
+        return self.issuer_url or self.base_url
 
     @property
     def api_audiences(self) -> list[str]:
@@ -267,7 +270,7 @@ class KubeApp(FakeApp):
     def openid_configuration(self) -> dict[str, Any]:
         return {
             "issuer": self.issuer,
-            "jwks_uri": f"{self.issuer}/openid/v1/jwks",
+            "jwks_uri": f"{self.base_url}/openid/v1/jwks",
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],

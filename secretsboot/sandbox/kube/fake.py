@@ -12,13 +12,13 @@ Example::
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from secretsboot._fs import atomic_write
 from secretsboot.sandbox._http import FakeServer, Faults
 from secretsboot.sandbox.kube.app import KubeApp
 from secretsboot.sandbox.kube.store import ObjectStore
@@ -69,6 +69,8 @@ class KubeFake:
         cert = ca.issue_server_cert(name="kubernetes")
         self.server = FakeServer(self.app, ssl_context=cert.ssl_context(), port=port)
         self.kubeconfig_path = state_dir / "kubeconfig"
+        self.context = CONTEXT
+        self.namespace = "default"
 
     @classmethod
     def start(cls, ca: CertificateAuthority, state_dir: Path, *, port: int = 0) -> KubeFake:
@@ -111,34 +113,45 @@ class KubeFake:
     def review_token(self, token: str, audiences: list[str] | None = None) -> dict[str, Any]:
         return self.app.review_token(token, audiences)
 
+    def adopt(self, *, issuer: str | None, context: str | None, namespace: str) -> None:
+        """Look like the operator's cluster: its OIDC issuer in tokens, its context name."""
+        self.app.issuer_url = issuer
+        self.context = context or CONTEXT
+        self.namespace = namespace
+        self.write_kubeconfig()
+
     def write_kubeconfig(self) -> Path:
+        ctx = self.context
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
                 {
-                    "name": CONTEXT,
+                    "name": ctx,
                     "cluster": {"server": self.url, "certificate-authority": str(self.ca.ca_path)},
                 }
             ],
-            "users": [{"name": f"{CONTEXT}-admin", "user": {"token": self.admin_token}}],
+            "users": [{"name": f"{ctx}-admin", "user": {"token": self.admin_token}}],
             "contexts": [
                 {
-                    "name": CONTEXT,
+                    "name": ctx,
                     "context": {
-                        "cluster": CONTEXT,
-                        "user": f"{CONTEXT}-admin",
-                        "namespace": "default",
+                        "cluster": ctx,
+                        "user": f"{ctx}-admin",
+                        "namespace": self.namespace,
                     },
                 }
             ],
-            "current-context": CONTEXT,
+            "current-context": ctx,
             "preferences": {},
         }
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.kubeconfig_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(config, fh, sort_keys=False)
+        atomic_write(  # holds the admin token: private, never through a symlink
+            self.kubeconfig_path,
+            lambda fh: yaml.safe_dump(config, fh, sort_keys=False),
+            mode=0o600,
+            what="kubeconfig",
+        )
         return self.kubeconfig_path
 
     def healthy(self) -> bool:
