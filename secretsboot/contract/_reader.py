@@ -246,9 +246,9 @@ class Reader:
         vaults = self.mapping(data.get("keyVaults"), "azure.keyVaults")
         urls = {str(k): str(v) for k, v in vaults.items()}
         prefix = "SECRETSBOOT_KEYVAULT_"
-        for key, value in env.items():
+        for key, value in env.items():  # an operator's per-vault override wins over the file
             if key.startswith(prefix) and value:
-                urls.setdefault(key[len(prefix) :].lower().replace("_", "-"), value)
+                urls[key[len(prefix) :].lower().replace("_", "-")] = value
         for name, url in urls.items():
             if not url.startswith("https://"):
                 raise self.fail(
@@ -257,9 +257,9 @@ class Reader:
                 )  # fmt: skip
         return AzureConfig(
             tenant_id=self.text(data, "tenantId", "azure.") or env.get("AZURE_TENANT_ID"),
-            authority_host=(
-                self.text(data, "authorityHost", "azure.")
-                or env.get("AZURE_AUTHORITY_HOST")
+            authority_host=(  # the workload-identity webhook's AZURE_AUTHORITY_HOST wins
+                env.get("AZURE_AUTHORITY_HOST")
+                or self.text(data, "authorityHost", "azure.")
                 or DEFAULT_AUTHORITY
             ).rstrip("/"),
             client_id=self.text(data, "clientId", "azure.") or env.get("AZURE_CLIENT_ID"),
@@ -272,7 +272,8 @@ class Reader:
         if not data and not needed:
             return None
         self.known(data, {"address", "caCert", "kvVersion", "namespace", "auth"}, "vault.")
-        address = self.text(data, "address", "vault.") or env.get("VAULT_ADDR")
+        # VAULT_ADDR overrides the file, as it does for Vault Agent
+        address = env.get("VAULT_ADDR") or self.text(data, "address", "vault.")
         if not address or not re.match(r"^https?://", address):
             raise self.fail(
                 "vault.address", "missing or not an http(s) URL",

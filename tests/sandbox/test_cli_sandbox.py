@@ -91,7 +91,7 @@ def state_dir(tmp_path: Path) -> Path:
 
 def test_up_status_env_down(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     t0 = time.monotonic()
-    up = _cli("sandbox", "up", "--dir", str(state_dir), "-c", _components(), "-o", "json")
+    up = _cli("sandbox", "up", "--dir", str(state_dir), "--components", _components(), "-o", "json")
     wall = time.monotonic() - t0
     assert up.returncode == 0, up.stderr
     info = json.loads(up.stdout)
@@ -108,7 +108,9 @@ def test_up_status_env_down(state_dir: Path, capsys: pytest.CaptureFixture[str])
     assert _alive(serve_pid) and _alive(bao_pid)
     assert (state_dir / "state.json").stat().st_mode & 0o077 == 0
 
-    code, out, _ = _run(capsys, "sandbox", "up", "--dir", str(state_dir), "-c", _components())
+    code, out, _ = _run(
+        capsys, "sandbox", "up", "--dir", str(state_dir), "--components", _components()
+    )
     assert code == 0
     assert f"already running (pid {serve_pid})" in out
 
@@ -120,6 +122,9 @@ def test_up_status_env_down(state_dir: Path, capsys: pytest.CaptureFixture[str])
     code, out, _ = _run(capsys, "sandbox", "status", "--dir", str(state_dir))
     assert "healthy" in out and "kubernetes" in out
 
+    code, out, _ = _run(capsys, "sandbox", "env", "--dir", str(state_dir), "-o", "table")
+    assert code == 0
+    assert "export " not in out and "VAULT_ADDR" in out  # a table for people, secrets hidden
     code, out, _ = _run(capsys, "sandbox", "env", "--dir", str(state_dir))
     assert code == 0
     exported = {}
@@ -138,8 +143,17 @@ def test_up_status_env_down(state_dir: Path, capsys: pytest.CaptureFixture[str])
     ):
         assert name in exported, name
     if "azure" in _components():
-        for name in ("AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST", "SECRETSBOOT_ARM_ENDPOINT"):
+        for name in (
+            "AZURE_TENANT_ID",
+            "AZURE_AUTHORITY_HOST",
+            "AZURE_CLIENT_ID",
+            "AZURE_CLIENT_SECRET",
+            "SECRETSBOOT_ARM_ENDPOINT",
+        ):
             assert name in exported, name
+        # the operator's secret, like the root token, is only in its own 0600 file
+        assert exported["AZURE_CLIENT_SECRET"] not in (state_dir / "state.json").read_text()
+        assert (state_dir / "operator.json").stat().st_mode & 0o077 == 0
     assert Path(exported["KUBECONFIG"]).is_file()
     # the root token lives in its own 0600 file, never in state.json or the serve log
     assert exported["VAULT_TOKEN"] not in (state_dir / "state.json").read_text()
@@ -193,11 +207,16 @@ def test_up_status_env_down(state_dir: Path, capsys: pytest.CaptureFixture[str])
     assert not _alive(bao_pid)
     assert not (state_dir / "state.json").exists()
     assert _processes_using(state_dir) == []
-    assert (state_dir / "ca.pem").exists()  # down removes the state, not the directory
+    # down removed everything up created (CA, keys, kubeconfig, logs, tokens) and the folder
+    assert "pki/" in down.stdout and "openbao.log" in down.stdout
+    assert not state_dir.exists()
 
     code, out, _ = _run(capsys, "sandbox", "down", "--dir", str(state_dir))
     assert code == 0
     assert "no sandbox running" in out
+    code, out, err = _run(capsys, "sandbox", "status", "--dir", str(state_dir))
+    assert code == 5  # nothing runs: non-zero
+    assert "no sandbox running" in err
     code, _, err = _run(capsys, "sandbox", "env", "--dir", str(state_dir))
     assert code == 5
     assert "sandbox up" in err
@@ -212,14 +231,26 @@ def test_stale_state_is_not_trusted(state_dir: Path, capsys: pytest.CaptureFixtu
     (state_dir / "state.json").write_text(json.dumps({"pid": os.getpid(), "openbao_pid": 1}))
     code, out, _ = _run(capsys, "sandbox", "down", "--dir", str(state_dir), "-o", "json")
     assert code == 0
-    assert json.loads(out) == {"running": False, "stopped": []}
+    assert json.loads(out) == {
+        "running": False,
+        "stopped": [],
+        "removed": ["state.json"],
+        "kept": [],
+    }
     assert _alive(os.getpid()) and _alive(1)  # nothing signalled: the command lines differ
     assert not (state_dir / "state.json").exists()
 
 
 def test_up_timeout_cleans_up(state_dir: Path) -> None:
     result = _cli(
-        "sandbox", "up", "--dir", str(state_dir), "-c", "kubernetes,openbao", "--timeout", "0.05"
+        "sandbox",
+        "up",
+        "--dir",
+        str(state_dir),
+        "--components",
+        "kubernetes,openbao",
+        "--timeout",
+        "0.05",
     )
     assert result.returncode == 5
     assert "not healthy within" in result.stderr
@@ -233,7 +264,9 @@ def test_up_timeout_cleans_up(state_dir: Path) -> None:
 def test_unknown_component_is_bad_input(
     state_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(capsys, "sandbox", "up", "--dir", str(state_dir), "-c", "kubernetes,etcd")
+    code, _, err = _run(
+        capsys, "sandbox", "up", "--dir", str(state_dir), "--components", "kubernetes,etcd"
+    )
     assert code == 2
     assert "etcd" in err
 

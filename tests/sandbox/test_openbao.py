@@ -9,8 +9,8 @@ from typing import Any
 
 import hvac
 import hvac.exceptions
-import requests
 import pytest
+import requests
 
 pytestmark = [pytest.mark.openbao, pytest.mark.integration]
 

@@ -46,12 +46,12 @@ def test_full_stack_starts_fast_and_stops_clean(tmp_path: Path) -> None:
         env = sb.env()
         assert set(env) >= CONTRACT_ENV | AZURE_ENV
         assert env["SSL_CERT_FILE"] == env["REQUESTS_CA_BUNDLE"] == str(sb.ca_path)
-        assert sb.ca_path == (tmp_path / "sb" / "ca.pem").resolve()
+        assert sb.ca_path == (tmp_path / "sb" / "pki" / "ca.pem").resolve()
         assert all(sb.health().values()), sb.health()
         sb.azure.create_keyvault("kv-stack")
         assert sb.env()["SECRETSBOOT_KEYVAULT_KV_STACK"] == sb.azure.keyvault_url("kv-stack")
         assert "keyvault-kv-stack" in sb.endpoints()
-        for private in ("openbao.log", "openbao-root-token", "kubeconfig"):
+        for private in ("openbao.log", "openbao-root-token", "kubeconfig", "operator.json", "pki"):
             assert (tmp_path / "sb" / private).stat().st_mode & 0o077 == 0, private
         assert sb.vault.root_token in (tmp_path / "sb" / "openbao-root-token").read_text()
         endpoints = sb.endpoints()
