@@ -63,6 +63,19 @@ def forbidden_in(names: set[str]) -> list[str]:
     return sorted(n for n in names if any(n == f or n.startswith(f + ".") for f in FORBIDDEN))
 
 
+#: runs ``python -m secretsboot ARGS`` and, at exit, lists every module loaded by any thread
+PROBE = (
+    "import atexit, runpy, sys\n"
+    "out = sys.argv.pop(1)\n"
+    "def dump():\n"
+    "    with open(out, 'w') as fh:\n"
+    "        fh.write('\\n'.join(sorted(sys.modules)))\n"
+    "atexit.register(dump)\n"
+    "sys.argv[0] = 'secretsboot'\n"
+    "runpy.run_module('secretsboot', run_name='__main__', alter_sys=True)\n"
+)
+
+
 def run_importtime(args: list[str], env: dict[str, str] | None = None) -> Any:
     return subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "secretsboot", *args],
@@ -149,8 +162,19 @@ def test_a_real_three_store_fetch_imports_nothing_heavy(sandbox: Any, tmp_path: 
     assert (pod.out / "api").read_text() == "canary-vault-Jj72"
     assert (pod.out / "cache").read_text() == "canary-k8s-Kk93"
     names = imported_modules(done.stderr)
-    # the probe sees the fetch's own floors (store modules loaded in worker threads
-    # may be missing from -X importtime's log, their identity modules are not)
-    assert {"secretsboot.identity.azure", "secretsboot.identity.vault"} <= names
+    # the probe sees the fetch's own floors (what worker threads import may be missing
+    # from -X importtime's log, so sys.modules is checked at exit too, below)
+    assert {"secretsboot.fetch.runtime", "secretsboot.transport.client"} <= names
     assert forbidden_in(names) == []
     assert "canary" not in done.stderr
+    # and every module any thread loaded, in the process itself
+    listing = tmp_path / "modules.txt"
+    again = subprocess.run(
+        [sys.executable, "-c", PROBE, str(listing), "fetch", "--config", str(cfg),
+         "--out", str(pod.out), "--timeout", "60"],
+        env=pod.env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    loaded = set(listing.read_text().split())
+    assert {"secretsboot.backends.keyvault", "secretsboot.backends.vault"} <= loaded
+    assert forbidden_in(loaded) == []
