@@ -131,7 +131,7 @@ def test_fetch_exits_within_timeout_plus_one_second(
         }
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "secretsboot", "fetch", "-o", str(tmp_path / "out"),
+            [sys.executable, "-m", "secretsboot", "fetch", "--out", str(tmp_path / "out"),
              "--timeout", "3"],
             env=env, capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
