@@ -183,7 +183,9 @@ def test_secretsboot_pattern(rendered: dict[str, list[dict[str, Any]]]) -> None:
         assert secrets["emptyDir"]["medium"] == "Memory", label
         (fetch,) = [c for c in spec["initContainers"] if c["name"] == "secretsboot-fetch"]
         assert fetch["image"] == DEFAULT_IMAGE, f"{label}: image tag out of step with the version"
-        assert fetch["args"] == list(FETCH_ARGS), label
+        assert fetch["args"][: len(FETCH_ARGS)] == list(FETCH_ARGS), label
+        if fetch["args"] != list(FETCH_ARGS):  # only refresh's native sidecar adds flags
+            assert fetch.get("restartPolicy") == "Always" and "--refresh" in fetch["args"], label
         config = volumes["secretsboot-config"]["configMap"]["name"]
         assert config == f"secretsboot-{pod['metadata']['annotations']['secretsboot.dev/service']}"
         checked += 1
