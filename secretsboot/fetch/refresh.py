@@ -85,7 +85,8 @@ Publish = Callable[["FetchConfig", Mapping[str, "SecretValue"]], None]
 MIN_INTERVAL = 1.0
 MAX_INTERVAL = 7 * 24 * 3600.0
 JITTER = 0.1
-STOP_BUDGET = 0.8  # seconds for revoking tokens on SIGTERM (the whole exit stays under 1 s)
+PUBLISH_GRACE = 0.2  # seconds a stop waits for a publish under way
+STOP_BUDGET = 0.6  # seconds for revoking tokens on SIGTERM (the whole exit stays under 1 s)
 RENEW_AT = 2 / 3  # of a token's TTL
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -209,6 +210,7 @@ class Refresher:
         self._retry_after: float | None = None
         self._had_success: set[str] = set()
         self._unsettled = False
+        self._publishing = threading.Lock()
 
     # -- start ------------------------------------------------------------------------
     def start(self, *, timeout: float, propagation_window: float, verbose: bool = False) -> int:
@@ -305,7 +307,8 @@ class Refresher:
             if value is not None:
                 values[entry.name] = value
         try:
-            self.publish(config, values)
+            with self._publishing:
+                self.publish(config, values)
         except SecretsbootError as exc:
             self.health.failure("output", "write", exc.message)
             self.log(f"refresh: cannot publish the changed set ({exc.message}); the last set stays")
@@ -484,6 +487,10 @@ class Refresher:
                 if not worker.wait_or_stop(stop):
                     break  # stopped mid-cycle: abandon the in-flight requests
         finally:
+            # a publish under way finishes (milliseconds) before we exit; the writer is
+            # crash-atomic anyway, this only spares the next start its clean-up
+            if self._publishing.acquire(timeout=PUBLISH_GRACE):
+                self._publishing.release()
             self.close(STOP_BUDGET)
 
     def _one_cycle(self) -> None:

@@ -14,6 +14,7 @@ the first fetch, so ``/readyz`` answers 503 until the first set is written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -61,9 +62,49 @@ def _log(message: str) -> None:
     print(f"secretsboot: {message}", file=sys.stderr, flush=True)
 
 
-def _on_signals(signals: Sequence[int], handler: Callable[[int], None]) -> None:
-    for sig in signals:
-        signal.signal(sig, lambda num, _frame: handler(num))
+def _loop_until_signalled(
+    refresher: Refresher,
+    stop: threading.Event,
+    signals: Sequence[int],
+    on_signal: Callable[[int], None],
+) -> None:
+    """Run the loop in a thread while this (main) thread waits for ``signals``.
+
+    The handlers only note the signal; ``set_wakeup_fd`` wakes a ``select`` here, and
+    ``on_signal`` then runs as ordinary code. (Setting an Event inside a handler can
+    deadlock: the handler may interrupt this thread while it holds the Event's lock.)
+    """
+    import select
+
+    received: list[int] = []
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+
+    def run() -> None:
+        try:
+            refresher.run(stop)
+        finally:
+            os.write(wake_w, b"\0")  # wakes the select below at once
+
+    previous_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    previous = {s: signal.signal(s, lambda num, _frame: received.append(num)) for s in signals}
+    loop = threading.Thread(target=run, name="secretsboot-refresh", daemon=True)
+    try:
+        loop.start()
+        while loop.is_alive():
+            select.select([wake_r], [], [], 1.0)
+            with contextlib.suppress(BlockingIOError):
+                os.read(wake_r, 512)
+            while received:
+                on_signal(received.pop(0))
+        loop.join(1.0)
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.close(wake_r)
+        os.close(wake_w)
 
 
 def _serve_health(flags: RefreshFlags, health: HealthState) -> Callable[[], None]:
@@ -140,8 +181,9 @@ def fetch_refreshing(
         if not quiet:
             _log(f"wrote {count} secrets to {out}; refreshing every {refresh.interval}")
         stop = threading.Event()
-        _on_signals((signal.SIGTERM, signal.SIGINT), lambda _num: stop.set())
-        refresher.run(stop)
+        _loop_until_signalled(
+            refresher, stop, (signal.SIGTERM, signal.SIGINT), lambda _num: stop.set()
+        )
     finally:
         stop_health()
     return 0
@@ -197,14 +239,12 @@ def run_refreshing(
             else:
                 child.send(num)
 
-        _on_signals(Child.FORWARDED, on_signal)
-
         def stop_when_child_exits() -> None:
             child.exited.wait()
             stop.set()
 
         threading.Thread(target=stop_when_child_exits, daemon=True).start()
-        refresher.run(stop)
+        _loop_until_signalled(refresher, stop, Child.FORWARDED, on_signal)
     finally:
         stop_health()
     if received and not child.exited.is_set():
