@@ -86,6 +86,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="log retries and fallbacks (never a value)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    from secretsboot.fetch.sidecar import add_arguments  # --refresh and friends (issue 15)
+
+    add_arguments(p, command)
     if command == "run":
         p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
     return p
@@ -102,6 +105,10 @@ def main(argv: Sequence[str]) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         with interruptible():
+            if args.refresh:
+                from secretsboot.fetch.sidecar import from_args
+
+                return from_args(argv[0], args, _common(args))
             if argv[0] == "run":
                 do_run(args.command, **_common(args))
             elif args.check:

@@ -21,14 +21,13 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
-from secretsboot.fetch.health import HealthState
-from secretsboot.fetch.refresh import Options, Refresher, parse_interval
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import NamedTuple
+    from typing import Any, NamedTuple
 
     from secretsboot.contract import FetchConfig
+    from secretsboot.fetch.health import HealthState
+    from secretsboot.fetch.refresh import Options, Refresher
     from secretsboot.secret import SecretValue
 else:
     from secretsboot._records import NamedTuple
@@ -48,6 +47,8 @@ class RefreshFlags(NamedTuple):
     notify_exec: str | None = None
 
     def options(self, client: str, timeout: float) -> Options:
+        from secretsboot.fetch.refresh import Options, parse_interval
+
         stale = parse_interval(self.stale_after) if self.stale_after else None
         return Options(
             interval=parse_interval(self.interval),
@@ -155,7 +156,9 @@ def fetch_refreshing(
     env: Mapping[str, str] | None = None,
 ) -> int:
     """Write the first set under ``out``, then refresh it until SIGTERM; return 0."""
+    from secretsboot.fetch.health import HealthState
     from secretsboot.fetch.notify import notifiers
+    from secretsboot.fetch.refresh import Refresher
     from secretsboot.fetch.writer import write_secrets
 
     options = refresh.options(client, timeout)
@@ -203,7 +206,9 @@ def run_refreshing(
     """Start ``command`` with the secrets in its environment; restart it when they
     change; return its exit status when it exits (or after we pass it SIGTERM)."""
     from secretsboot.errors import BadInputError
+    from secretsboot.fetch.health import HealthState
     from secretsboot.fetch.notify import Child
+    from secretsboot.fetch.refresh import Refresher
     from secretsboot.fetch.runtime import env_for
 
     if not command:
@@ -250,3 +255,70 @@ def run_refreshing(
     if received and not child.exited.is_set():
         return child.stop(received[0])
     return child.returncode()
+
+
+#: the refresh options of ``fetch``/``run`` (flag = ``--`` + key with ``-`` for ``_``)
+VALUED = (
+    "refresh", "health_port", "health_host", "stale_after",
+    "notify_signal", "notify_pid_file", "notify_process", "notify_exec",
+)  # fmt: skip
+SWITCHES = ("remove_deleted",)
+
+
+def flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def from_options(command: str, opts: Mapping[str, object], argv: Sequence[str]) -> int | None:
+    """Run ``fetch``/``run`` with ``--refresh`` (the exit code), or None without it."""
+    from secretsboot.contract import resolve_config
+    from secretsboot.errors import BadInputError
+
+    if not opts.get("refresh"):
+        given = [flag(k) for k in (*VALUED, *SWITCHES) if opts.get(k)]
+        if given:
+            raise BadInputError(f"{given[0]} needs --refresh INTERVAL")
+        return None
+    flags = RefreshFlags(
+        interval=str(opts["refresh"]),
+        remove_deleted=bool(opts.get("remove_deleted")),
+        health_port=_number(opts, "health_port"),
+        health_host=str(opts.get("health_host") or "127.0.0.1"),
+        stale_after=str(opts["stale_after"]) if opts.get("stale_after") else None,
+        notify_signal=_text(opts, "notify_signal"),
+        notify_pid_file=_text(opts, "notify_pid_file"),
+        notify_process=_text(opts, "notify_process"),
+        notify_exec=_text(opts, "notify_exec"),
+    )
+    common: dict[str, Any] = {
+        "timeout": float(str(opts["timeout"])),
+        "propagation_window": float(str(opts["propagation_window"])),
+        "client": str(opts["client"]),
+        "verbose": bool(opts["verbose"]),
+    }
+    config = resolve_config(_text(opts, "config"))
+    if command == "run":
+        return run_refreshing(argv, config, refresh=flags, **common)
+    out = _text(opts, "out") or os.environ.get("SECRETSBOOT_OUT")
+    if not out:
+        raise BadInputError("no output folder", hint="pass --out DIR or set SECRETSBOOT_OUT")
+    config = config.with_output(dotenv=_text(opts, "dotenv"), json_file=_text(opts, "json_file"))
+    return fetch_refreshing(
+        config,
+        out=out,
+        refresh=flags,
+        owner=_number(opts, "owner"),
+        group=_number(opts, "group"),
+        quiet=bool(opts.get("quiet")),
+        **common,
+    )
+
+
+def _text(opts: Mapping[str, object], key: str) -> str | None:
+    value = opts.get(key)
+    return None if value is None else str(value)
+
+
+def _number(opts: Mapping[str, object], key: str) -> int | None:
+    value = opts.get(key)
+    return value if isinstance(value, int) else None
