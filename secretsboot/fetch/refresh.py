@@ -65,6 +65,7 @@ from secretsboot.fetch._refresh_parts import (
 )
 from secretsboot.fetch.health import HealthState
 from secretsboot.fetch.retry import _JITTER
+from secretsboot.interval import parse_interval as parse_interval  # re-exported
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,32 +83,10 @@ Log = Callable[[str], None]
 #: Publish a complete set (name -> value) for these entries; raise WriteError on failure.
 Publish = Callable[["FetchConfig", Mapping[str, "SecretValue"]], None]
 
-MIN_INTERVAL = 1.0
-MAX_INTERVAL = 7 * 24 * 3600.0
 JITTER = 0.1
 PUBLISH_GRACE = 0.2  # seconds a stop waits for a publish under way
 STOP_BUDGET = 0.6  # seconds for revoking tokens on SIGTERM (the whole exit stays under 1 s)
 RENEW_AT = 2 / 3  # of a token's TTL
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_interval(text: str | float) -> float:
-    """Seconds from ``90``, ``90s``, ``1.5m``, ``5m`` or ``1h``; a clear error otherwise."""
-    raw = str(text).strip().lower()
-    unit = raw[-1:] if raw[-1:] in ("s", "m", "h") else ""
-    number = raw[: len(raw) - len(unit)]
-    try:
-        seconds = float(number) * _UNITS[unit]
-    except ValueError:
-        raise BadInputError(
-            f"--refresh: '{text}' is not an interval", hint="use 90, 90s, 5m or 1h"
-        ) from None
-    if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
-        raise BadInputError(
-            f"--refresh: {text} is out of range",
-            hint=f"use between {MIN_INTERVAL:.0f}s and {MAX_INTERVAL / 86400:.0f} days",
-        )
-    return seconds
 
 
 class Options(NamedTuple):

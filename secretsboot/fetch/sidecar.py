@@ -47,9 +47,10 @@ class RefreshFlags(NamedTuple):
     notify_exec: str | None = None
 
     def options(self, client: str, timeout: float) -> Options:
-        from secretsboot.fetch.refresh import Options, parse_interval
+        from secretsboot.fetch.refresh import Options
+        from secretsboot.interval import parse_interval
 
-        stale = parse_interval(self.stale_after) if self.stale_after else None
+        stale = parse_interval(self.stale_after, "--stale-after") if self.stale_after else None
         return Options(
             interval=parse_interval(self.interval),
             timeout=min(timeout, 30.0),
