@@ -87,6 +87,11 @@ class Slots:
         if stores is not None:
             _close_quietly(stores)
 
+    def built(self) -> list[str]:
+        """The schemes whose store exists now."""
+        with self._lock:
+            return list(self._stores)
+
     def close(self) -> None:
         with self._lock:
             all_stores, self._stores = list(self._stores.values()), {}

@@ -87,6 +87,7 @@ JITTER = 0.1
 PUBLISH_GRACE = 0.2  # seconds a stop waits for a publish under way
 STOP_BUDGET = 0.6  # seconds for revoking tokens on SIGTERM (the whole exit stays under 1 s)
 RENEW_AT = 2 / 3  # of a token's TTL
+MIN_TTL = 3.0  # seconds: a renewal granting less than this is replaced by a fresh login
 
 
 class Options(NamedTuple):
@@ -224,7 +225,10 @@ class Refresher:
         outcomes = parallel(
             lambda entry: self._check(entry, deadline, versions), list(self.config.secrets)
         )
-        return self._settle(self._confirm(outcomes, deadline))
+        report = self._settle(self._confirm(outcomes, deadline))
+        # a login made during this cycle (first use, or after a reset): plan its renewal
+        self._note_leases([s for s in self.slots.built() if s not in self.slots.renew_due])
+        return report
 
     def _confirm(self, outcomes: list[Outcome], deadline: float) -> list[Outcome]:
         """Secrets read in full are kept only if their object's version did not move while
@@ -418,6 +422,9 @@ class Refresher:
             if renew is None:
                 raise DeniedError("the store cannot renew its token")
             renew(self.options.timeout)
+            ttl = getattr(store, "token_ttl", lambda: None)()
+            if ttl is not None and ttl < MIN_TTL:
+                raise DeniedError(f"renewed for {ttl:.0f}s only (its max TTL is near)")
             self.log(f"refresh: renewed the {scheme} token")
         except SecretsbootError as exc:
             # not renewable, past its max TTL, or refused: a fresh login next time

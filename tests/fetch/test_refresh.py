@@ -389,3 +389,42 @@ def test_an_object_that_moves_while_read_is_not_published_half_new() -> None:
     assert refresher.next_delay() == refresher.options.min_backoff  # and looked at again soon
     assert refresher.cycle().published
     assert set(published.sets[-1].values()) == {"gen3-0", "gen3-1", "gen3-2"}
+
+
+class LeasedStore(VersionedStore):
+    """A store whose token lives ``ttl`` seconds and can be renewed (like Vault's)."""
+
+    def __init__(self, *args: Any, ttl: float, renewable: bool = True, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.ttl = ttl
+        self.renewable = renewable
+        self.renewals = 0
+
+    def token_ttl(self) -> float:
+        return self.ttl
+
+    def renew_token(self, timeout: float) -> None:
+        if not self.renewable:
+            raise DeniedError("the token is not renewable")
+        self.renewals += 1
+
+
+def test_a_token_is_renewed_at_two_thirds_of_its_ttl_before_the_interval() -> None:
+    store = LeasedStore("vault", {"vault://secret/a#k": ("1", "v")}, ttl=3.0)
+    refresher, _, lines = make("a=vault://secret/a#k", {"vault": store}, interval=60.0)
+    assert refresher.next_delay() <= 2.0  # 2/3 of the 3 s TTL, long before the 60 s interval
+    time.sleep(2.05)
+    refresher.cycle()
+    assert store.renewals == 1 and any("renewed the vault token" in line for line in lines)
+    assert 1.5 < refresher.next_delay() <= 2.0  # the next renewal is planned from now
+
+
+def test_a_token_that_cannot_be_renewed_is_replaced_by_a_fresh_login() -> None:
+    store = LeasedStore("vault", {"vault://secret/a#k": ("1", "v")}, ttl=0.3, renewable=False)
+    refresher, _, lines = make("a=vault://secret/a#k", {"vault": store}, interval=60.0)
+    time.sleep(0.25)
+    refresher.cycle()
+    assert any("cannot renew the vault token" in line for line in lines)
+    assert refresher.health.metrics.get(
+        "secretsboot_refresh_token_renewals_total", store="vault"
+    ) == 1
