@@ -76,6 +76,7 @@ class Vault:
         self._who = who
         self._http = HttpClient(config.address, ca_file=config.ca_cert, what="Vault", env=env)
         self._token: str | None = None
+        self._ttl: float | None = None
         self._lock = threading.Lock()
 
     def describe_identity(self) -> str:
@@ -117,9 +118,29 @@ class Vault:
                 if not isinstance(auth, dict) or not auth.get("client_token"):
                     raise UnavailableError(f"Vault sent a login reply without a token ({path})")
                 self._token = str(auth["client_token"])
+                self._ttl = _lease(auth)
             return self._token
         finally:
             self._lock.release()
+
+    def token_ttl(self) -> float | None:
+        """Seconds the held token was granted at its login or last renewal (for refresh)."""
+        return self._ttl if self._token else None
+
+    def renew_token(self, deadline: Deadline) -> None:
+        """``POST /v1/auth/token/renew-self``: extend the held token (refresh renews it at
+        2/3 of its TTL); a refusal raises, and the caller logs in afresh."""
+        token = self._token
+        if token is None:
+            return
+        resp = self._http.request(
+            "POST", "/v1/auth/token/renew-self", headers=self._headers(token), deadline=deadline
+        )
+        reply = resp.json_or_none()
+        auth = reply.get("auth") if isinstance(reply, dict) else None
+        if resp.status != 200 or not isinstance(auth, dict):
+            raise vault_error(resp.status, reply, "renew-self", self._who)
+        self._ttl = _lease(auth)
 
     def _read(self, ref: Ref, path: str, deadline: Deadline) -> Any:
         token = self.token(deadline)
@@ -166,6 +187,12 @@ class Vault:
             pass  # the token expires on its own (short TTL); nothing to do better here
         finally:
             self._http.close()
+
+
+def _lease(auth: dict[str, Any]) -> float | None:
+    """A token's TTL from a login or renew reply; None for a token that never expires."""
+    duration = auth.get("lease_duration")
+    return float(duration) if isinstance(duration, int | float) and duration > 0 else None
 
 
 def build(context: StoreContext) -> Vault:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from secretsboot.contract import FetchConfig
     from secretsboot.fetch.runtime import Stores
     from secretsboot.refs import Ref
+    from secretsboot.transport import Deadline
 
     T = TypeVar("T")
 
@@ -55,12 +56,10 @@ class Slots:
         self,
         config: FetchConfig,
         env: Mapping[str, str],
-        client: str,
         given: Mapping[str, SecretStore] | None = None,
     ) -> None:
         self.config = config
         self.env = env
-        self.client = client
         self.given = dict(given or {})
         self._stores: dict[str, Stores] = {}
         self._lock = threading.Lock()
@@ -72,7 +71,7 @@ class Slots:
         with self._lock:
             stores = self._stores.get(scheme)
             if stores is None:
-                stores = Stores(self.config, self.env, self.client, self.given)
+                stores = Stores(self.config, self.env, self.given)
                 self._stores[scheme] = stores
         return stores.get(scheme)
 
@@ -104,8 +103,12 @@ def _close_quietly(stores: Stores) -> None:
         stores.close()
 
 
-def left(deadline: float) -> float:
-    return max(0.1, deadline - time.monotonic())
+def left(deadline: float) -> Deadline:
+    """The transport's deadline for a request of a cycle that must end at ``deadline``
+    (``time.monotonic()``), never less than a tenth of a second."""
+    from secretsboot.transport import Deadline
+
+    return Deadline(max(deadline, time.monotonic() + 0.1))
 
 
 def object_key(ref: Ref) -> tuple[str, str, str, str | None]:

@@ -85,7 +85,7 @@ Publish = Callable[["FetchConfig", Mapping[str, "SecretValue"]], None]
 
 JITTER = 0.1
 PUBLISH_GRACE = 0.2  # seconds a stop waits for a publish under way
-STOP_BUDGET = 0.6  # seconds for revoking tokens on SIGTERM (the whole exit stays under 1 s)
+STOP_BUDGET = 0.5  # seconds for revoking tokens on SIGTERM (the whole exit stays under 1 s)
 RENEW_AT = 2 / 3  # of a token's TTL
 MIN_TTL = 3.0  # seconds: a renewal granting less than this is replaced by a fresh login
 
@@ -98,7 +98,6 @@ class Options(NamedTuple):
     remove_deleted: bool = False
     stale_after: float | None = None  # /livez bound; default 3 x interval
     min_backoff: float = 1.0
-    client: str = "lean"
 
     @property
     def live_bound(self) -> float:
@@ -183,7 +182,7 @@ class Refresher:
         self.notifiers = list(notifiers)
         self.health = health or HealthState(options.live_bound)
         self.log: Log = log or (lambda _message: None)
-        self.slots = Slots(config, self.env, options.client, backends)
+        self.slots = Slots(config, self.env, backends)
         self.held: dict[str, Held] = {s.name: Held() for s in config.secrets}
         self._token_files = self._watched_token_files()
         self._failures = 0
@@ -202,7 +201,6 @@ class Refresher:
             self.config,
             timeout=timeout,
             propagation_window=propagation_window,
-            client=self.options.client,
             env=self.env,
             log=self.log if verbose else None,
             backends=self.slots.all(schemes),  # kept open: the loop reuses logins and tokens
@@ -421,7 +419,7 @@ class Refresher:
         try:
             if renew is None:
                 raise DeniedError("the store cannot renew its token")
-            renew(self.options.timeout)
+            renew(left(time.monotonic() + self.options.timeout))
             ttl = getattr(store, "token_ttl", lambda: None)()
             if ttl is not None and ttl < MIN_TTL:
                 raise DeniedError(f"renewed for {ttl:.0f}s only (its max TTL is near)")

@@ -425,6 +425,6 @@ def test_a_token_that_cannot_be_renewed_is_replaced_by_a_fresh_login() -> None:
     time.sleep(0.25)
     refresher.cycle()
     assert any("cannot renew the vault token" in line for line in lines)
-    assert refresher.health.metrics.get(
-        "secretsboot_refresh_token_renewals_total", store="vault"
-    ) == 1
+    assert (
+        refresher.health.metrics.get("secretsboot_refresh_token_renewals_total", store="vault") == 1
+    )

@@ -292,7 +292,7 @@ def test_a_rotated_projected_token_is_used_by_the_next_refresh(
     assert not any("denied" in line for line in running.lines)
 
 
-def test_an_expired_vault_token_is_replaced_by_a_fresh_login(
+def test_a_vault_token_at_its_max_ttl_is_replaced_by_a_fresh_login(
     sandbox: Any, tmp_path: Path, loop_guard: list[Loop]
 ) -> None:
     pod = make_pod(sandbox, tmp_path)
@@ -311,4 +311,50 @@ def test_an_expired_vault_token_is_replaced_by_a_fresh_login(
     time.sleep(3.0)  # past the token's max TTL
     put_vault(sandbox, f"{base}/db", {"pw": "CANARY-ttl-1"})
     assert wait_for(lambda: read(running.out, "db") == "CANARY-ttl-1", 2 * INTERVAL + 2)
+    assert any("max TTL is near" in line and "logging in again" in line for line in running.lines)
+
+
+def test_a_revoked_vault_token_is_replaced_by_a_fresh_login(
+    sandbox: Any, tmp_path: Path, loop_guard: list[Loop]
+) -> None:
+    pod = make_pod(sandbox, tmp_path)
+    base = unique("revoked")
+    vault_role(sandbox, pod, [f"secret/data/{base}/*", f"secret/metadata/{base}/*"])
+    put_vault(sandbox, f"{base}/db", {"pw": "CANARY-rv-0"})
+    doc = config(pod, [{"name": "db", "from": f"vault://secret/{base}/db#pw"}], sb=sandbox)
+    running = start_loop(pod, doc)
+    loop_guard.append(running)
+    time.sleep(1.5)
+    # an operator revokes every token of the kubernetes login (what a compromised role gets)
+    sandbox.vault.request("PUT", "sys/leases/revoke-prefix/auth/kubernetes/login")
+    put_vault(sandbox, f"{base}/db", {"pw": "CANARY-rv-1"})
+    assert wait_for(lambda: read(running.out, "db") == "CANARY-rv-1", 2 * INTERVAL + 2)
     assert any("refused our token; logging in again" in line for line in running.lines)
+
+
+def test_a_vault_token_near_expiry_is_renewed_before_the_interval(
+    sandbox: Any, tmp_path: Path, loop_guard: list[Loop]
+) -> None:
+    pod = make_pod(sandbox, tmp_path)
+    base = unique("renew")
+    role = vault_role(sandbox, pod, [f"secret/data/{base}/*", f"secret/metadata/{base}/*"])
+    sandbox.vault.request(
+        "POST", f"auth/kubernetes/role/{role}",
+        {"bound_service_account_names": [pod.service_account],
+         "bound_service_account_namespaces": [pod.namespace],
+         "token_policies": [role], "token_ttl": "3s", "token_max_ttl": "60s"},
+    )  # fmt: skip
+    put_vault(sandbox, f"{base}/db", {"pw": "CANARY-renew-0"})
+    doc = config(pod, [{"name": "db", "from": f"vault://secret/{base}/db#pw"}], sb=sandbox)
+    running = start_loop(pod, doc, interval=5.0)  # the token would lapse between cycles
+    loop_guard.append(running)
+    time.sleep(7.0)
+    renewals = running.refresher.health.metrics.get(
+        "secretsboot_refresh_token_renewals_total", store="vault"
+    )
+    assert renewals >= 2, running.lines
+    assert sum("renewed the vault token" in line for line in running.lines) >= 2
+    assert not any("logging in again" in line for line in running.lines), running.lines
+    put_vault(sandbox, f"{base}/db", {"pw": "CANARY-renew-1"})
+    assert wait_for(lambda: read(running.out, "db") == "CANARY-renew-1", 5.0 + 1.0)
+    assert not any("logging in again" in line for line in running.lines), running.lines
