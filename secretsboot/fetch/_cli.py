@@ -105,10 +105,11 @@ def main(argv: Sequence[str]) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         with interruptible():
-            if args.refresh:
-                from secretsboot.fetch.sidecar import from_args
+            from secretsboot.fetch.sidecar import check_without_refresh, from_args
 
+            if args.refresh:
                 return from_args(argv[0], args, _common(args))
+            check_without_refresh(args)
             if argv[0] == "run":
                 do_run(args.command, **_common(args))
             elif args.check:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any, NamedTuple, NoReturn
 
     from secretsboot.contract import FetchConfig
@@ -255,59 +256,92 @@ def run_refreshing(
     return child.returncode()
 
 
-#: the refresh options of ``fetch``/``run`` (flag = ``--`` + key with ``-`` for ``_``)
-VALUED = (
-    "refresh", "health_port", "health_host", "stale_after",
-    "notify_signal", "notify_pid_file", "notify_process", "notify_exec",
-)  # fmt: skip
-SWITCHES = ("remove_deleted",)
+def add_arguments(p: argparse.ArgumentParser, command: str) -> None:
+    """The refresh options of ``fetch``/``run`` (their one parser is in ``fetch/_cli.py``)."""
+    g = p.add_argument_group("refresh (keep running and keep the secrets fresh)")
+    g.add_argument(
+        "--refresh", metavar="INTERVAL",
+        help="after the first write, re-check every INTERVAL (90, 90s, 5m, 1h) and publish "
+        "a changed set atomically" + (" and tell the app" if command == "fetch" else
+                                       "; the child is restarted with the new values"),
+    )  # fmt: skip
+    g.add_argument(
+        "--health-port", metavar="PORT", type=int,
+        help="serve /readyz, /livez and /metrics on 127.0.0.1:PORT",
+    )  # fmt: skip
+    g.add_argument(
+        "--health-host", metavar="ADDR", default="127.0.0.1",
+        help="listen on ADDR instead (0.0.0.0 for the kubelet's probes)",
+    )  # fmt: skip
+    g.add_argument(
+        "--stale-after", metavar="INTERVAL",
+        help="/livez fails after this long without a good cycle (default 3 x INTERVAL)",
+    )  # fmt: skip
+    g.add_argument(
+        "--remove-deleted", action="store_true",
+        help="remove the file of a secret deleted in every source (default: keep it, report)",
+    )  # fmt: skip
+    if command == "fetch":
+        g.add_argument("--notify-signal", metavar="SIG", help="signal to send after a change")
+        g.add_argument("--notify-pid-file", metavar="FILE", help="... to the pid in FILE")
+        g.add_argument(
+            "--notify-process", metavar="NAME",
+            help="... to every process named NAME (shareProcessNamespace: true)",
+        )  # fmt: skip
+        g.add_argument("--notify-exec", metavar="CMD", help="run CMD after each change")
 
 
-def flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
+REFRESH_ONLY = ("health_port", "stale_after", "remove_deleted", "notify_signal",
+                "notify_pid_file", "notify_process", "notify_exec")  # fmt: skip
 
 
-def from_options(command: str, opts: Mapping[str, object], argv: Sequence[str]) -> int | None:
-    """Run ``fetch``/``run`` with ``--refresh`` (the exit code), or None without it."""
+def check_without_refresh(args: argparse.Namespace) -> None:
+    """A refresh option without ``--refresh`` is bad input (exit 2), not ignored."""
+    from secretsboot.errors import BadInputError
+
+    for key in REFRESH_ONLY:
+        if getattr(args, key, None):
+            flag = "--" + key.replace("_", "-")
+            raise BadInputError(f"{flag} needs --refresh INTERVAL")
+
+
+def from_args(command: str, args: argparse.Namespace, common: Mapping[str, Any]) -> int:
+    """Run ``fetch``/``run`` with ``--refresh``; end the process with its exit code."""
     from secretsboot.contract import resolve_config
     from secretsboot.errors import BadInputError
 
-    if not opts.get("refresh"):
-        given = [flag(k) for k in (*VALUED, *SWITCHES) if opts.get(k)]
-        if given:
-            raise BadInputError(f"{given[0]} needs --refresh INTERVAL")
-        return None
     flags = RefreshFlags(
-        interval=str(opts["refresh"]),
-        remove_deleted=bool(opts.get("remove_deleted")),
-        health_port=_number(opts, "health_port"),
-        health_host=str(opts.get("health_host") or "127.0.0.1"),
-        stale_after=str(opts["stale_after"]) if opts.get("stale_after") else None,
-        notify_signal=_text(opts, "notify_signal"),
-        notify_pid_file=_text(opts, "notify_pid_file"),
-        notify_process=_text(opts, "notify_process"),
-        notify_exec=_text(opts, "notify_exec"),
+        interval=str(args.refresh),
+        remove_deleted=bool(args.remove_deleted),
+        health_port=args.health_port,
+        health_host=str(args.health_host),
+        stale_after=args.stale_after,
+        notify_signal=getattr(args, "notify_signal", None),
+        notify_pid_file=getattr(args, "notify_pid_file", None),
+        notify_process=getattr(args, "notify_process", None),
+        notify_exec=getattr(args, "notify_exec", None),
     )
-    common: dict[str, Any] = {
-        "timeout": float(str(opts["timeout"])),
-        "propagation_window": float(str(opts["propagation_window"])),
-        "verbose": bool(opts["verbose"]),
+    shared: dict[str, Any] = {
+        "timeout": float(common["timeout"]),
+        "propagation_window": float(common["propagation_window"]),
+        "verbose": bool(common["verbose"]),
     }
-    config = resolve_config(_text(opts, "config"))
+    config = resolve_config(common["config_path"])
     if command == "run":
-        _exit_now(run_refreshing(argv, config, refresh=flags, **common))
-    out = _text(opts, "out") or os.environ.get("SECRETSBOOT_OUT")
+        argv = list(args.command[1:] if args.command[:1] == ["--"] else args.command)
+        _exit_now(run_refreshing(argv, config, refresh=flags, **shared))
+    out = args.out or os.environ.get("SECRETSBOOT_OUT")
     if not out:
         raise BadInputError("no output folder", hint="pass --out DIR or set SECRETSBOOT_OUT")
-    config = config.with_output(dotenv=_text(opts, "dotenv"), json_file=_text(opts, "json_file"))
+    config = config.with_output(dotenv=args.dotenv, json_file=args.json_file)
     code = fetch_refreshing(
         config,
         out=out,
         refresh=flags,
-        owner=_number(opts, "owner"),
-        group=_number(opts, "group"),
-        quiet=bool(opts.get("quiet")),
-        **common,
+        owner=args.owner,
+        group=args.group,
+        quiet=bool(common.get("quiet")),
+        **shared,
     )
     _exit_now(code)
 
@@ -319,13 +353,3 @@ def _exit_now(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def _text(opts: Mapping[str, object], key: str) -> str | None:
-    value = opts.get(key)
-    return None if value is None else str(value)
-
-
-def _number(opts: Mapping[str, object], key: str) -> int | None:
-    value = opts.get(key)
-    return value if isinstance(value, int) else None

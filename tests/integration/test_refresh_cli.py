@@ -78,7 +78,7 @@ def test_sigterm_exits_0_within_a_second_and_revokes_the_token(
     port = free_port()
     before = tokens(sandbox)
     proc = spawn(
-        ["fetch", "-c", str(cfg), "-o", str(pod.out), "--refresh", "1s",
+        ["fetch", "-c", str(cfg), "--out", str(pod.out), "--refresh", "1s",
          "--health-port", str(port)],
         pod.env,
     )  # fmt: skip
@@ -88,8 +88,8 @@ def test_sigterm_exits_0_within_a_second_and_revokes_the_token(
         assert tokens(sandbox) == before + 1  # the loop holds its login
         put_vault(sandbox, path, {"pw": f"{CANARY}-1"})
         assert wait_for(lambda: (pod.out / "db").read_text() == f"{CANARY}-1", 2.0)
-        status, metrics = get(f"http://127.0.0.1:{port}/metrics")
-        assert status == 200 and "secretsboot_refresh_publishes_total 1" in metrics
+        metrics = f"http://127.0.0.1:{port}/metrics"  # counted just after the swap
+        assert wait_for(lambda: "secretsboot_refresh_publishes_total 1\n" in get(metrics)[1], 1)
         assert get(f"http://127.0.0.1:{port}/livez")[0] == 200
         time.sleep(0.3)
         started = time.monotonic()
@@ -111,9 +111,10 @@ def test_bad_refresh_flags_are_bad_input(sandbox: Any, tmp_path: Path) -> None:
     for extra, message in [
         (["--refresh", "soon"], "--refresh: 'soon' is not an interval"),
         (["--refresh", "1m", "--notify-signal", "HUP"], "--notify-signal needs"),
+        (["--health-port", "8099"], "--health-port needs --refresh INTERVAL"),
     ]:
         done = subprocess.run(
-            [sys.executable, "-m", "secretsboot", "fetch", "-c", str(cfg), "-o",
+            [sys.executable, "-m", "secretsboot", "fetch", "-c", str(cfg), "--out",
              str(pod.out), *extra],
             env=pod.env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
