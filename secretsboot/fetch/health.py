@@ -100,6 +100,8 @@ class HealthState:
         self.heartbeat = time.monotonic()
         self.heartbeat_bound = stale_after
         self.failing: dict[str, str] = {}  # store -> one line about its last failure
+        #: called when the process is asked to stop (the server starts shutting down)
+        self.on_stop: Callable[[], None] = lambda: None
 
     def mark_ready(self) -> None:
         with self._lock:

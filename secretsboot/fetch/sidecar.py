@@ -127,7 +127,14 @@ def _serve_health(flags: RefreshFlags, health: HealthState) -> Callable[[], None
         server.shutdown()
         server.server_close()
 
+    # started as soon as a stop is asked for, in parallel with the token revocation
+    health.on_stop = lambda: threading.Thread(target=server.shutdown, daemon=True).start()
     return stop
+
+
+def _stop(stop: threading.Event, health: HealthState) -> None:
+    stop.set()
+    health.on_stop()
 
 
 def _first_set(
@@ -185,7 +192,7 @@ def fetch_refreshing(
             _log(f"wrote {count} secrets to {out}; refreshing every {refresh.interval}")
         stop = threading.Event()
         _loop_until_signalled(
-            refresher, stop, (signal.SIGTERM, signal.SIGINT), lambda _num: stop.set()
+            refresher, stop, (signal.SIGTERM, signal.SIGINT), lambda _num: _stop(stop, health)
         )
     finally:
         stop_health()
