@@ -48,11 +48,10 @@ FLOORS: dict[str, int] = {
     "__main__": 6,
     "__init__": 6,  # the library facade re-exports faces by name (lazily)
     "sandbox": 7,
-    "demo": 7,  # until it moves into the sandbox
 }
 FACE_FLOOR = 4
 #: beside the package: they may import any floor, and only the entry points may import them.
-BESIDE = frozenset({"sandbox", "demo"})
+BESIDE = frozenset({"sandbox"})
 ENTRY = frozenset({"cli", "__main__"})
 
 

@@ -24,12 +24,14 @@ def register(app: typer.Typer) -> None:
         spec: Annotated[
             Path | None,
             typer.Option(
-                "--spec", "-f", help="The spec to run (default examples/drone-delivery.yaml)."
+                "--spec",
+                "-f",
+                help="The spec (default: the Drone Delivery example); outputs are named after it.",
             ),
         ] = None,
     ) -> None:
         """Sandbox up, provision the Drone Delivery example, fetch as each pod, show a denial,
         inject and audit; then stop. Exits non-zero naming the step that failed."""
-        from secretsboot.demo import Demo
+        from secretsboot.sandbox.demo import Demo
 
         Demo(workdir, spec_path=spec, keep=keep, echo=typer.echo).run()

@@ -262,7 +262,7 @@ def secret_set(
 ) -> None:
     """Set a secret through the store's own API, as an operator would (the value never printed)."""
     from secretsboot.errors import BadInputError
-    from secretsboot.sandbox import operate
+    from secretsboot.sandbox import background, operate
     from secretsboot.secret import SecretValue
 
     if value is None:
@@ -270,7 +270,9 @@ def secret_set(
         value = raw[:-1] if raw.endswith("\n") else raw
     if not value:
         raise BadInputError("the value is empty", hint="pass VALUE or pipe it on stdin")
-    where = operate.set_secret(state_dir, source, SecretValue(value), namespace=namespace)
+    where = operate.set_secret(
+        background.environment(state_dir), source, SecretValue(value), namespace=namespace
+    )
     if not options().quiet:
         typer.echo(f"set {where}")
 
@@ -294,10 +296,15 @@ def token(
     """Mint a pod's projected tokens and print the environment that pod would have
     (as the workload-identity webhook sets it), so `secretsboot fetch` runs as that pod:
     ( eval "$(secretsboot sandbox token NS SA)"; secretsboot fetch -c fetch.yaml -o out )."""
-    from secretsboot.sandbox import operate
+    from secretsboot.sandbox import background, operate
 
+    folder = out or state_dir / background.PODS_DIR / namespace / service_account
     pod_env = operate.pod_token(
-        state_dir, namespace, service_account, audiences=audience or (), out=out
+        background.environment(state_dir),
+        namespace,
+        service_account,
+        audiences=audience or (),
+        out=folder,
     )
     _print_env(pod_env, output, unset=operate.OPERATOR_ONLY)
 

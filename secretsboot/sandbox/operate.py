@@ -9,15 +9,16 @@ environment the workload-identity webhook would give that pod.
 
 Example::
 
-    set_secret(state_dir, "keyvault://kv-shop/db-password", SecretValue("..."))
-    env = pod_token(state_dir, "shop", "orders", audiences=["vault"], out=Path("pod"))
+    operator = background.environment(state_dir)        # what `sandbox env` prints
+    set_secret(operator, "keyvault://kv-shop/db-password", SecretValue("..."))
+    env = pod_token(operator, "shop", "orders", audiences=["vault"], out=Path("pod"))
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +26,6 @@ from urllib.parse import urlsplit
 from secretsboot._fs import atomic_write_text
 from secretsboot.errors import BadInputError, NotFoundError, UnavailableError
 from secretsboot.refs import Ref
-from secretsboot.sandbox.background import environment
 from secretsboot.secret import SecretValue
 
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
@@ -42,16 +42,17 @@ OPERATOR_ONLY = (
 
 
 def set_secret(
-    state_dir: Path, uri: str, value: SecretValue, *, namespace: str | None = None
+    env: Mapping[str, str], uri: str, value: SecretValue, *, namespace: str | None = None
 ) -> str:
-    """Write ``value`` at ``uri`` (keyvault://, vault:// or k8s://); returns where it went."""
+    """Write ``value`` at ``uri`` (keyvault://, vault:// or k8s://) with the operator's
+    environment ``env`` (what ``sandbox env`` prints); returns where it went."""
     try:
         ref = Ref.parse(uri)
     except ValueError as exc:
         raise BadInputError(
             f"SOURCE-URI: {exc}", hint="e.g. keyvault://kv-shop/db-password"
         ) from None
-    env = environment(state_dir)
+    env = dict(env)
     if ref.scheme == "keyvault":
         return _set_keyvault(env, ref, value)
     if ref.scheme == "vault":
@@ -181,12 +182,12 @@ def _set_k8s(env: dict[str, str], ref: Ref, value: SecretValue, namespace: str |
 
 
 def pod_token(
-    state_dir: Path,
+    env: Mapping[str, str],
     namespace: str,
     service_account: str,
     *,
     audiences: Sequence[str] = (),
-    out: Path | None = None,
+    out: Path,
     expiration_seconds: int = 3600,
 ) -> dict[str, str]:
     """Mint the pod's projected tokens into ``out``; return the pod's environment.
@@ -200,8 +201,8 @@ def pod_token(
     from kubernetes import client as k8s
     from kubernetes.client.exceptions import ApiException
 
-    env = environment(state_dir)
-    out = (out or state_dir / "pods" / namespace / service_account).resolve()
+    env = dict(env)
+    out = out.resolve()
     sa_dir = out / "serviceaccount"
     sa_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 

@@ -113,9 +113,9 @@ def test_no_secret_value_is_printed_or_reported(
     reported = [
         done.stdout,
         done.stderr,
-        (workdir / "audit-report.html").read_text(encoding="utf-8"),
+        (workdir / "drone-delivery-audit.html").read_text(encoding="utf-8"),
         *(p.read_text(encoding="utf-8") for p in (workdir / "manifests").iterdir()),
-        (workdir / "drone-delivery.sandbox.yaml").read_text(encoding="utf-8"),
+        (workdir / "drone-delivery.sandbox.env").read_text(encoding="utf-8"),
     ]
     for value in values:
         assert value.startswith("demo-") and len(value) > 20
@@ -125,7 +125,7 @@ def test_no_secret_value_is_printed_or_reported(
 
 def test_outputs_are_where_it_says(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     _, workdir = demo
-    report = (workdir / "audit-report.html").read_text(encoding="utf-8")
+    report = (workdir / "drone-delivery-audit.html").read_text(encoding="utf-8")
     assert report.lstrip().lower().startswith("<!doctype html")
     assert "secretsboot-init" in report
     injected = list(
@@ -135,13 +135,14 @@ def test_outputs_are_where_it_says(demo: tuple[subprocess.CompletedProcess[str],
     )
     kinds = [d["kind"] for d in injected]
     assert kinds.count("Deployment") == 5 and kinds.count("ConfigMap") == 4
-    spec = yaml.safe_load((workdir / "drone-delivery.sandbox.yaml").read_text(encoding="utf-8"))
-    assert spec["azure"]["oidcIssuer"].startswith("https://127.0.0.1:")
-    assert all(kv["url"].startswith("https://127.0.0.1:") for kv in spec["azure"]["keyVaults"])
+    # the spec is used unchanged: no copy pointed at the sandbox, the overrides do it
+    assert not list(workdir.glob("*.sandbox.yaml"))
     assert (workdir / ".gitignore").read_text(encoding="utf-8").splitlines()[-1] == "*"
-    env_file = (workdir / "sandbox.env").read_text(encoding="utf-8")
+    env_file = (workdir / "drone-delivery.sandbox.env").read_text(encoding="utf-8")
     assert "export KUBECONFIG=" in env_file
+    assert "export SECRETSBOOT_KEYVAULT_KV_DD_DELIVERY=" in env_file
     assert 'VAULT_TOKEN="$(cat ' in env_file  # the root token itself stays in its file
+    assert 'AZURE_CLIENT_SECRET="$(python3 -c ' in env_file  # so does the operator's secret
 
 
 def test_the_sandbox_is_stopped(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
@@ -166,6 +167,7 @@ def test_a_failing_step_fails_loudly(tmp_path: Path) -> None:
     assert "error: demo step 'seed' failed: the demo spec has no azure section" in done.stderr
     assert "sandbox stopped" in done.stdout
     assert processes_under(workdir) == []
+    assert (workdir / "no-azure.sandbox.env").is_file()  # outputs are named after the spec
 
 
 def test_keep_leaves_the_sandbox_running_until_ctrl_c(tmp_path: Path) -> None:
