@@ -295,7 +295,7 @@ def token(
 ) -> None:
     """Mint a pod's projected tokens and print the environment that pod would have
     (as the workload-identity webhook sets it), so `secretsboot fetch` runs as that pod:
-    ( eval "$(secretsboot sandbox token NS SA)"; secretsboot fetch -c fetch.yaml -o out )."""
+    ( eval "$(secretsboot sandbox token NS SA)"; secretsboot fetch -c fetch.yaml --out out )."""
     from secretsboot.sandbox import background, operate
 
     folder = out or state_dir / background.PODS_DIR / namespace / service_account
