@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.integration.fetch_support import (
+from fetch_support import (  # the one module instance (its unique() counter) the others use
     Pod,
     config,
     keyvault,
