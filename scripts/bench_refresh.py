@@ -133,6 +133,12 @@ def main() -> int:
         sb = Sandbox.start(work / "sandbox", components=("kubernetes", "openbao"))
         try:
             env, cfg, hcl, _names = setup_vault(sb, work, 10)
+            # refresh asks KV v2's metadata for the version first: grant it beside the data
+            sb.vault.request(
+                "PUT", "sys/policies/acl/orders",
+                {"policy": 'path "secret/data/orders/*" { capabilities = ["read"] }\n'
+                           'path "secret/metadata/orders/*" { capabilities = ["read"] }'},
+            )  # fmt: skip
             shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else work
             out = Path(tempfile.mkdtemp(prefix="bench-refresh-out-", dir=shm))
             env["PYTHONDONTWRITEBYTECODE"] = "1"

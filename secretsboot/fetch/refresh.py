@@ -190,6 +190,8 @@ class Refresher:
         self._had_success: set[str] = set()
         self._unsettled = False
         self._publishing = threading.Lock()
+        self._lock = threading.Lock()
+        self._no_versions: set[tuple[str, str, str, str | None]] = set()
 
     # -- start ------------------------------------------------------------------------
     def start(self, *, timeout: float, propagation_window: float, verbose: bool = False) -> int:
@@ -362,11 +364,16 @@ class Refresher:
         self, name: str, held: Held, index: int, ref: Ref, deadline: float, versions: Versions
     ) -> Outcome:
         store = self.slots.get(ref.scheme)
+        key = object_key(ref)
         used = 0
         version_of = getattr(store, "version", None)
         version: str | None = None
-        if version_of is not None:
-            version, asked = versions.get(object_key(ref), lambda: version_of(ref, left(deadline)))
+        denied: DeniedError | None = None
+        if version_of is not None and key not in self._no_versions:
+            try:
+                version, asked = versions.get(key, lambda: version_of(ref, left(deadline)))
+            except DeniedError as exc:  # e.g. no read on Vault's metadata/ path
+                denied, asked = exc, True
             used += int(asked)
             if held.value is not None and held.source == index and version == held.version:
                 self._had_success.add(ref.scheme)
@@ -374,11 +381,27 @@ class Refresher:
         value = store.get(ref, left(deadline))
         used += 1
         self._had_success.add(ref.scheme)
+        if denied is not None:
+            self._versions_denied(key, ref, denied)
         if held.value is not None and held.value == value:
             held.source, held.version, held.deleted = index, version, False  # same value
             return Outcome(name, "unchanged", requests=used)
         return Outcome(
             name, "changed", ref.scheme, requests=used, value=value, source=index, version=version
+        )
+
+    def _versions_denied(
+        self, key: tuple[str, str, str, str | None], ref: Ref, exc: DeniedError
+    ) -> None:
+        """The value may be read but not its version: check this object by full reads
+        from now on (still one request a cycle), and say once how to make it cheaper."""
+        with self._lock:
+            if key in self._no_versions:
+                return
+            self._no_versions.add(key)
+        self.log(
+            f"refresh: {ref} can be read but its version cannot ({exc.message}); checking it "
+            "by full reads (for Vault KV v2, grant read on MOUNT/metadata/PATH too)"
         )
 
     # -- identity -------------------------------------------------------------------------

@@ -428,3 +428,23 @@ def test_a_token_that_cannot_be_renewed_is_replaced_by_a_fresh_login() -> None:
     assert (
         refresher.health.metrics.get("secretsboot_refresh_token_renewals_total", store="vault") == 1
     )
+
+
+def test_a_denied_version_check_falls_back_to_full_reads_and_says_so_once() -> None:
+    class NoMetadata(VersionedStore):
+        def version(self, ref: Ref, timeout: Any) -> str:
+            super().version(ref, timeout)
+            raise DeniedError("Vault denied reading secret/metadata/app/s0")
+
+    store = NoMetadata("vault", {"vault://secret/app/s0#k": ("1", CANARY)})
+    refresher, published, lines = make("s0=vault://secret/app/s0#k", {"vault": store})
+    for _ in range(3):
+        assert refresher.cycle().ok
+    assert sum("its version cannot" in line for line in lines) == 1
+    store.take_calls()
+    assert refresher.cycle().requests == 1 and store.take_calls() == [
+        ("get", "vault://secret/app/s0#k")
+    ]
+    store.data["vault://secret/app/s0#k"] = ("2", CANARY + "-new")
+    assert refresher.cycle().changed == ("s0",)
+    assert published.sets[-1] == {"s0": CANARY + "-new"}
