@@ -51,6 +51,26 @@ _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "AWS access key id"),
     (re.compile(r"\bsk_live_[A-Za-z0-9]{20,}"), "Stripe secret key"),
     (re.compile(r"\bglpat-[A-Za-z0-9_-]{20}"), "GitLab token"),
+    (
+        re.compile(
+            r"(?:^|[\s:\"'])(?:Bearer|Token)\s+(?=[A-Za-z._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,}",
+            re.IGNORECASE,
+        ),
+        "HTTP Authorization header (bearer token)",
+    ),
+    (
+        re.compile(
+            r"(?:^|[\s:\"'])Basic\s+(?=[A-Za-z+/]*[0-9=])[A-Za-z0-9+/]{8,}={0,2}(?![A-Za-z0-9+/=])"
+        ),
+        "HTTP Authorization header (basic credentials)",
+    ),
+    (
+        re.compile(
+            r"(?:^|[?&;,\s])(?:access_|api_|auth_|refresh_|session_)?token=[^&;,\s\"']{8,}",
+            re.IGNORECASE,
+        ),
+        "token in a query string or header",
+    ),
 )
 _CONN_PASSWORD = re.compile(r"(?:^|;)\s*(?:password|pwd)\s*=\s*([^;]*)", re.IGNORECASE)
 _URL_CREDS = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@", re.IGNORECASE)
@@ -86,6 +106,15 @@ _SECRET_WORDS = frozenset(
     }
 )
 _KEY_WORDS = frozenset({"KEY", "KEYS"})  # a credential only as the last word: STORAGE_KEY
+# HEADER names a credential only after an auth word (AUTH_HEADER), else a header's name
+_HEADER_AUTH_WORDS = frozenset({"AUTH", "AUTHORIZATION", "TOKEN", "APIKEY", "BEARER", "BASIC"})
+# a value made of words ending in one of these is the name of a field, never its secret:
+# ORDER_DB_PARTITION_KEY: storeId, CACHE_KEY: tenant_id
+_IDENTIFIER_WORDS = frozenset(
+    {"ID", "IDS", "NAME", "KEY", "CODE", "TYPE", "NUMBER", "NO", "INDEX", "REF", "UUID", "GUID"}
+)
+_IDENTIFIER = re.compile(r"[A-Za-z]+(?:[_.-]?[A-Za-z]+)*")
+_HEADER_NAME = re.compile(r"[A-Z][A-Za-z0-9]*(?:-[A-Z][A-Za-z0-9]*)+")
 _SECRET_PAIRS = frozenset(
     {("API", "KEY"), ("ACCESS", "KEY"), ("PRIVATE", "KEY"), ("ACCOUNT", "KEY"), ("AUTH", "KEY")}
 )
@@ -113,7 +142,6 @@ _NOT_VALUE_WORDS = frozenset(
         "EXPIRY",
         "TTL",
         "ENABLED",
-        "HEADER",
         "LENGTH",
         "AUDIENCE",
         "ISSUER",
@@ -166,7 +194,11 @@ def secret_like_name(name: str) -> bool:
     [True, False, True, False]
     """
     words = [w for w in _words(name) if w]
-    if not words or words[-1] in _NOT_VALUE_WORDS:
+    if not words:
+        return False
+    if words[-1] == "HEADER":
+        return any(w in _HEADER_AUTH_WORDS for w in words[:-1])
+    if words[-1] in _NOT_VALUE_WORDS:
         return False
     if words[-1] in _KEY_WORDS:
         return True
@@ -183,10 +215,26 @@ def is_reference(value: str) -> bool:
     return bool(_INJECTED.search(text)) or bool(_REFERENCE.fullmatch(text))
 
 
+def is_identifier(value: str) -> bool:
+    """A value that names a field or a record (``storeId``, ``tenant_id``, ``X-Api-Key``).
+
+    >>> [is_identifier(v) for v in ("storeId", "partition_key", "X-Api-Key", "password")]
+    [True, True, True, False]
+    """
+    text = value.strip()
+    if _HEADER_NAME.fullmatch(text):
+        return True
+    if not _IDENTIFIER.fullmatch(text):
+        return False
+    words = _words(text)
+    return len(words) >= 2 and words[-1] in _IDENTIFIER_WORDS
+
+
 def _cannot_be_credential(value: str) -> bool:
     text = value.strip()
     return (
         len(text) < MIN_NAMED_LENGTH
+        or is_identifier(text)
         or text.lower() in _BOOLEANS
         or any(ch.isspace() for ch in text)  # a phrase ("Just plain env var"), not a password
         or bool(_REFERENCE.search(text))
@@ -199,7 +247,9 @@ def _cannot_be_credential(value: str) -> bool:
     )
 
 
-_SHAPE_MARKERS = re.compile(r"=|://|-----|Q~|eyJ|gh|xox|AKIA|sk_live_|glpat-")
+_SHAPE_MARKERS = re.compile(
+    r"=|://|-----|Q~|eyJ|gh|xox|AKIA|sk_live_|glpat-|(?i:bearer|basic|token)\s"
+)
 
 
 def _shape(value: str) -> str | None:

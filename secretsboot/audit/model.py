@@ -68,6 +68,8 @@ class Manifest:
     body: dict[str, Any]
     # line of each key path inside the document (from secretsboot._yaml), when the loader has it
     lines: Mapping[FieldPath, int] = field(default_factory=dict, compare=False, repr=False)
+    # keys written twice in one mapping: (dotted field path, line); YAML keeps the last
+    duplicates: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
 
     def line_of(self, path: FieldPath) -> int:
         """The line of ``path`` in the file, or of its nearest known parent, or the object's."""

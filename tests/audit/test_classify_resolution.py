@@ -38,6 +38,11 @@ spec:
 ---
 """
 
+MOUNTS_KV = """
+      volumes:
+        - name: kv
+          csi: {driver: secrets-store.csi.k8s.io, volumeAttributes: {secretProviderClass: kv}}"""
+
 PRODUCERS = [
     (
         "ExternalSecret target",
@@ -85,13 +90,25 @@ PRODUCERS = [
 
 @pytest.mark.parametrize(("name", "producer", "approach"), PRODUCERS, ids=[p[0] for p in PRODUCERS])
 def test_secret_producers(name: str, producer: str, approach: str) -> None:
-    w = one(CONSUMER + producer)
+    consumer = CONSUMER
+    if "SecretProviderClass" in producer:  # a class syncs only while a pod mounts it
+        consumer = CONSUMER.replace("\n---", MOUNTS_KV + "\n---")
+    w = one(consumer + producer)
     assert w.approach_ids == sorted({"k8s-secret-env", approach})
     (found,) = [a for a in w.approaches if a.id == approach]
     assert {e.object.split("/")[0] for e in found.evidence} == {
         "Deployment",
         producer.split("kind: ")[1].split("\n")[0],
     }
+
+
+def test_a_class_the_pod_does_not_mount_is_only_another_possible_producer() -> None:
+    w = one(CONSUMER + PRODUCERS[4][1])
+    assert w.approach_ids == ["k8s-secret-env"]
+    (env,) = w.approaches
+    assert "other possible producer (not mounted by this pod): SecretProviderClass/kv" in (
+        env.evidence[0].detail
+    )
 
 
 def test_producer_in_another_namespace_does_not_count() -> None:

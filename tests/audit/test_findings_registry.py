@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from _audit_case import manifests, workloads
+from test_corpus import TIERS, corpus_roots
+from test_corpus import _root as tier_root
 
 from secretsboot.audit import findings
 from secretsboot.audit.findings import FAMILIES, RULES, governance, run_detectors
 from secretsboot.audit.model import Manifest
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 
 
 def test_rule_ids_are_unique_stable_and_complete() -> None:
@@ -37,16 +37,16 @@ def test_each_family_documents_its_rules(module: object) -> None:
     assert "::" in doc or "Flagged" in doc or "flagged" in doc  # an example of what is flagged
 
 
-def _corpus() -> list[Manifest]:
+def _corpus(root: Path) -> list[Manifest]:
     out: list[Manifest] = []
-    for path in sorted(CORPUS.glob("*/*.yaml")):
-        out += manifests(path.read_text(), file=str(path.relative_to(CORPUS)))
+    for path in sorted(root.glob("*/*.yaml")):
+        out += manifests(path.read_text(), file=str(path.relative_to(root)))
     return out
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
-def test_corpus_runs_deterministically_and_every_rule_is_registered() -> None:
-    items = _corpus()
+@pytest.mark.parametrize("tier", sorted(TIERS))
+def test_corpus_runs_deterministically_and_every_rule_is_registered(tier: str) -> None:
+    items = _corpus(tier_root(tier))
     first = run_detectors(items, workloads(items))
     second = run_detectors(list(reversed(items)), workloads(items))
     assert [f.fingerprint for f in first] == [f.fingerprint for f in second]
@@ -54,16 +54,17 @@ def test_corpus_runs_deterministically_and_every_rule_is_registered() -> None:
     assert len({(f.fingerprint, f.workload, f.evidence.file) for f in first}) == len(first)
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
-def test_corpus_literal_credentials_match_the_index() -> None:
+@pytest.mark.parametrize("tier", sorted(TIERS))
+def test_corpus_literal_credentials_match_the_index(tier: str) -> None:
     """Every workload labelled literal-credential gets SB102/SB103, and no other workload does."""
-    items = _corpus()
+    root = tier_root(tier)
+    items = _corpus(root)
     found = {
         f.evidence.file
         for f in run_detectors(items, workloads(items))
         if f.rule_id in ("SB102", "SB103")
     }
-    with (CORPUS / "INDEX.tsv").open() as fh:
+    with (root / "INDEX.tsv").open() as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     labelled = {r["file"] for r in rows if "literal-credential" in r["expected_labels"].split(",")}
     assert labelled, "the corpus index lists literal credentials"
@@ -77,10 +78,7 @@ def test_detectors_do_no_io(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
     import socket
 
-    text = (CORPUS / "INDEX.tsv").parent if CORPUS.is_dir() else None
-    items = (
-        _corpus() if text else manifests("kind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n")
-    )
+    items = [m for root in corpus_roots() for m in _corpus(root)]
     monkeypatch.setattr(builtins, "open", refuse)
     monkeypatch.setattr(socket, "socket", refuse)
     assert isinstance(findings.run_detectors(items, workloads(items)), list)

@@ -176,7 +176,7 @@ def test_hostile_documents_become_load_errors(text: str) -> None:
     ],
 )
 def test_scalars_resolve_like_pyyaml(scalar: str) -> None:
-    ((data, _line, _items, _entries),) = parse_documents(f"v: {scalar}\n")
+    ((data, _line, _items, _entries, _dups),) = parse_documents(f"v: {scalar}\n")
     expected = yaml.safe_load(f"v: {scalar}\n")["v"]
     if scalar == "2001-12-14":
         assert data["v"] == "2001-12-14"  # timestamps stay text: reports print them as written
@@ -251,10 +251,11 @@ def test_byte_order_mark_and_undecodable_bytes(tmp_path: Path) -> None:
 
 
 def test_same_objects_as_pyyaml_on_the_corpus() -> None:
-    from test_corpus import corpus_root
+    from test_corpus import corpus_roots
 
-    root = corpus_root()
-    for f in sorted(root.glob("*/*.yaml")):
+    files = [f for root in corpus_roots() for f in sorted(root.glob("*/*.yaml"))]
+    assert files
+    for f in files:
         expected = [
             d for d in yaml.safe_load_all(f.read_text()) if isinstance(d, dict) and d.get("kind")
         ]
@@ -273,12 +274,12 @@ def test_stdin_yaml_flow_style_is_not_mistaken_for_json() -> None:
 
 def test_fast_field_lines_match_the_line_map_of_secretsboot_yaml() -> None:
     """The compact entry lines give the same line as a full map, for every field of the corpus."""
-    from test_corpus import corpus_root
+    from test_corpus import corpus_roots
 
     from secretsboot._yaml import load_all_with_lines
 
     checked = 0
-    for f in sorted(corpus_root().glob("*/*.yaml")):
+    for f in [f for root in corpus_roots() for f in sorted(root.glob("*/*.yaml"))]:
         manifests = load([f]).manifests
         reference = [
             (body, lines)
@@ -291,7 +292,7 @@ def test_fast_field_lines_match_the_line_map_of_secretsboot_yaml() -> None:
                 if path:
                     assert m.lines[path] == line + offset, (f, path)
                     checked += 1
-    assert checked > 3000
+    assert checked > 500
 
 
 def test_field_lines_of_list_items_and_aliased_documents() -> None:
@@ -309,7 +310,7 @@ def test_field_lines_of_list_items_and_aliased_documents() -> None:
 def test_parallel_folder_read_equals_the_serial_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from secretsboot.audit import loader
+    from secretsboot.audit import _parallel as loader
 
     for i in range(12):
         (tmp_path / f"f{i:02}.yaml").write_text(
@@ -368,7 +369,7 @@ def test_helm_template_output_on_stdin() -> None:
 def test_a_large_stream_is_parsed_in_parallel_with_the_same_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from secretsboot.audit import loader
+    from secretsboot.audit import _parallel as loader
 
     docs = []
     for i in range(40):

@@ -245,5 +245,5 @@ SAFE_TREES = st.recursive(
 def test_parser_agrees_with_pyyaml(tree: Any, flow: bool | None) -> None:
     text = yaml.safe_dump(tree, default_flow_style=flow)
     expected = yaml.safe_load(text)
-    ((data, _line, _items, _entries),) = parse_documents(text)
+    ((data, _line, _items, _entries, _dups),) = parse_documents(text)
     assert data == expected

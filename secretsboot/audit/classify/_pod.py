@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secretsboot.audit.model import Approach, Evidence, Manifest, format_path
-from secretsboot.audit.resolve import Index, as_dict, as_list, as_str
+from secretsboot.audit.resolve import Index, Producer, as_dict, as_list, as_str
 
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
@@ -43,6 +43,8 @@ class Pod:
     volumes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     consumed: list[Consumed] = field(default_factory=list)
     envs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # the SecretProviderClasses its CSI volumes mount (resolved on first use)
+    _spcs: list[Manifest] | None = None
 
     def at(self, path: str, detail: str = "") -> Evidence:
         """Evidence in the workload itself."""
@@ -57,6 +59,55 @@ class Pod:
     def owner_meta(self) -> dict[str, Any]:
         """The workload object's own metadata (differs from the pod's for controllers)."""
         return as_dict(self.manifest.body.get("metadata"))
+
+
+CSI_DRIVER = "secrets-store.csi.k8s.io"
+
+
+def mounted_spcs(pod: Pod, index: Index) -> list[Manifest]:
+    """The SecretProviderClasses the pod's Secrets Store CSI volumes name (those in the input)."""
+    if pod._spcs is None:
+        found: list[Manifest] = []
+        for _, volume in pod.volumes:
+            csi = as_dict(volume.get("csi"))
+            if as_str(csi.get("driver")) != CSI_DRIVER:
+                continue
+            name = as_str(as_dict(csi.get("volumeAttributes")).get("secretProviderClass"))
+            spc = index.secret_provider_class(pod.namespace, name) if name else None
+            if spc is not None:
+                found.append(spc)
+        pod._spcs = found
+    return pod._spcs
+
+
+def producers(pod: Pod, index: Index, secret: str) -> tuple[list[Producer], list[Producer]]:
+    """(what creates Secret ``secret`` for this pod, other possible producers).
+
+    A SecretProviderClass syncs its ``secretObjects`` only while a pod mounts it, so
+    it is this pod's producer only when this pod mounts it; another class syncing a
+    Secret of the same name is at most another possible producer.
+    """
+    mine: list[Producer] = []
+    others: list[Producer] = []
+    for producer in index.secret_producers(pod.namespace, secret):
+        if producer.manifest.kind == "SecretProviderClass" and not any(
+            producer.manifest is spc for spc in mounted_spcs(pod, index)
+        ):
+            others.append(producer)
+        else:
+            mine.append(producer)
+    return mine, others
+
+
+def other_producers_note(pod: Pod, index: Index, secret: str) -> str:
+    """``secret``, with a note naming the classes that could sync it but are not mounted."""
+    if not secret:
+        return secret
+    others = producers(pod, index, secret)[1]
+    if not others:
+        return secret
+    names = ", ".join(sorted({p.manifest.ref for p in others}))
+    return f"{secret}; other possible producer (not mounted by this pod): {names}"
 
 
 def at_object(manifest: Manifest, path: str, detail: str = "") -> Evidence:

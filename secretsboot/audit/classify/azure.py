@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from secretsboot.audit.classify._pod import Pod, approach, at_object, key_path
+from secretsboot.audit.classify._pod import CSI_DRIVER, Pod, approach, at_object, key_path
 from secretsboot.audit.model import Approach, Evidence
 from secretsboot.audit.resolve import Index, as_dict, as_list, as_str, get_ci, truthy
 
@@ -27,7 +27,6 @@ WI_TOKEN_ENV = "AZURE_FEDERATED_TOKEN_FILE"  # noqa: S105 - a variable name, not
 WI_PROXY_IMAGE = "azure/workload-identity/proxy"
 WI_AUDIENCE = "api://AzureADTokenExchange"
 POD_ID_LABEL = "aadpodidbinding"
-CSI_DRIVER = "secrets-store.csi.k8s.io"
 FLEX_DRIVER = "azure/kv"
 
 

@@ -19,20 +19,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from secretsboot.audit.classify._pod import Pod, approach
+from secretsboot.audit.classify._pod import Pod, approach, other_producers_note
 from secretsboot.audit.literals import credentials_in_args, looks_like_credential, redact
 from secretsboot.audit.model import Approach, Evidence
 from secretsboot.audit.resolve import Index, as_list, as_str
 
 
 def secret_env(pod: Pod, index: Index) -> Iterator[Approach]:
-    ev = [pod.at(c.path, c.secret) for c in pod.consumed if c.how == "env"]
+    ev = [
+        pod.at(c.path, other_producers_note(pod, index, c.secret))
+        for c in pod.consumed
+        if c.how == "env"
+    ]
     if ev:
         yield approach("k8s-secret-env", ev)
 
 
 def secret_volume(pod: Pod, index: Index) -> Iterator[Approach]:
-    ev = [pod.at(c.path, c.secret) for c in pod.consumed if c.how == "volume"]
+    ev = [
+        pod.at(c.path, other_producers_note(pod, index, c.secret))
+        for c in pod.consumed
+        if c.how == "volume"
+    ]
     if ev:
         yield approach("k8s-secret-volume", ev)
 

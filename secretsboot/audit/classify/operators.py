@@ -24,9 +24,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from secretsboot.audit.classify._pod import Pod, approach, at_object, key_path
+from secretsboot.audit.classify._pod import Pod, approach, at_object, key_path, producers
 from secretsboot.audit.model import Approach, Evidence
-from secretsboot.audit.resolve import Index, as_list, as_str, truthy
+from secretsboot.audit.resolve import Index, as_dict, as_list, as_str, truthy
 
 AKV2K8S_VALUE = re.compile(r"^[A-Za-z0-9_.-]+@azurekeyvault(?:\?.*)?$")
 SECRETS_INIT_PREFIXES = ("arn:aws:secretsmanager:", "arn:aws:ssm:", "gcp:secretmanager:")
@@ -44,7 +44,7 @@ def produced_secrets(pod: Pod, index: Index) -> Iterator[Approach]:
     for consumed in pod.consumed:
         if not consumed.secret:
             continue
-        for producer in index.secret_producers(pod.namespace, consumed.secret):
+        for producer in producers(pod, index, consumed.secret)[0]:
             found.setdefault(producer.approach, []).extend(
                 (
                     pod.at(consumed.path, consumed.secret),
@@ -94,6 +94,36 @@ def _runs_secretsboot(container: dict[str, object]) -> bool:
     return bool(SECRETSBOOT_VERBS & {*args[:1], *command[:3]})
 
 
+STORE_NAMES = {"keyvault": "Key Vault", "vault": "Vault", "k8s": "a Kubernetes Secret"}
+_SCHEME = re.compile(r"\b(keyvault|vault|k8s)://")
+
+
+def _stores(text: str) -> str:
+    """Which stores a fetch config (or ``SECRETSBOOT_SECRETS``) reads: "Key Vault", ...."""
+    found = sorted({STORE_NAMES[m.group(1)] for m in _SCHEME.finditer(text)})
+    return " and ".join(found)
+
+
+def _fetch_config_evidence(pod: Pod, index: Index) -> list[Evidence]:
+    """Where the pod's fetch config says what it reads: the ConfigMap's ``fetch.yaml``
+    (``secretsboot-<service>``, mounted as a volume), or ``SECRETSBOOT_SECRETS`` env."""
+    out: list[Evidence] = []
+    for _, volume in pod.volumes:
+        name = as_str(as_dict(volume.get("configMap")).get("name"))
+        cm = index.get("ConfigMap", pod.namespace, name) if name else None
+        if cm is None:
+            continue
+        text = as_str(as_dict(cm.body.get("data")).get("fetch.yaml"))
+        if text:
+            what = _stores(text) or "no store named"
+            out.append(at_object(cm, 'data["fetch.yaml"]', f"fetch config: reads {what}"))
+    for path, entry in pod.env():
+        if as_str(entry.get("name")) == "SECRETSBOOT_SECRETS":
+            what = _stores(as_str(entry.get("value"))) or "stores not known"
+            out.append(pod.at(f"{path}.value", f"fetch config: reads {what}"))
+    return out
+
+
 def secretsboot_init(pod: Pod, index: Index) -> Iterator[Approach]:
     """Our own runtime, as ``secretsboot inject`` writes it (fetch-config contract).
 
@@ -112,6 +142,7 @@ def secretsboot_init(pod: Pod, index: Index) -> Iterator[Approach]:
             ev.append(pod.at(f"{cpath}.name"))
     if not ev:
         return
+    ev.extend(_fetch_config_evidence(pod, index))
     if SECRETSBOOT_ANNOTATION in pod.annotations:
         ev.append(pod.at(key_path(pod.meta_path, "annotations", SECRETSBOOT_ANNOTATION)))
     if truthy(pod.labels.get("azure.workload.identity/use")):
