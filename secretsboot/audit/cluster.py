@@ -12,9 +12,12 @@ AzureKeyVaultSecret, Vault Secrets Operator kinds) are listed through
 ``CustomObjectsApi``; a 404 means the CRD is not installed: none of that kind.
 A 403 on one kind is a :class:`LoadError` (the rest is still audited).
 
-What is kept: Secrets lose their values at once (``data`` keeps its keys, with
-empty values) and every object loses ``managedFields`` and the
-``last-applied-configuration`` annotation (which repeats a Secret's values).
+Secrets are listed as metadata only: the request asks for a
+``PartialObjectMetadataList`` (``Accept: application/json;as=PartialObjectMetadataList;
+g=meta.k8s.io;v=v1``), so the API server sends names, labels and annotations and no
+value ever enters the process (nor ``type``, nor key names). Every object loses
+``managedFields`` and the ``last-applied-configuration`` annotation (which repeats
+a Secret's values).
 The result is a :class:`~secretsboot.audit.loader.LoadResult`, fed to the same
 pipeline as files.
 """
@@ -34,6 +37,8 @@ from secretsboot.errors import BadInputError, DeniedError, UnavailableError
 
 PAGE_SIZE = 500
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_ONLY_KINDS = frozenset({"Secret"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,18 +129,16 @@ KINDS: tuple[Kind, ...] = (
 
 
 def _slim(obj: dict[str, Any], kind: Kind) -> dict[str, Any]:
-    obj.setdefault("kind", kind.kind)
-    obj.setdefault("apiVersion", kind.api_version)
+    if kind.kind in METADATA_ONLY_KINDS or obj.get("kind") == "PartialObjectMetadata":
+        obj = {"metadata": obj.get("metadata") or {}}  # nothing but metadata is kept
+    obj["kind"] = obj.get("kind") or kind.kind
+    obj["apiVersion"] = obj.get("apiVersion") or kind.api_version
     meta = obj.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
         annotations = meta.get("annotations")
         if isinstance(annotations, dict):
             annotations.pop(LAST_APPLIED, None)
-    if kind.kind == "Secret":
-        for field in ("data", "stringData"):
-            if isinstance(obj.get(field), dict):
-                obj[field] = dict.fromkeys(obj[field], "")
     return obj
 
 
@@ -184,6 +187,8 @@ class ClusterReader:
             "batch": client.BatchV1Api,
             _RBAC: client.RbacAuthorizationV1Api,
         }[kind.group]
+        if kind.kind in METADATA_ONLY_KINDS:
+            return self._metadata_list(kind, namespace, kwargs)
         api = api_class(self.api)
         snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in kind.kind).lstrip("_")
         if not kind.namespaced:
@@ -199,6 +204,44 @@ class ClusterReader:
             data: dict[str, Any] = json.loads(response.data)
         finally:
             response.release_conn()
+        return data
+
+    def _metadata_list(
+        self, kind: Kind, namespace: str | None, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A list of ``kind`` as a PartialObjectMetadataList: metadata only, no value."""
+        path = (
+            kind.path
+            if not namespace
+            else kind.path.replace(f"/{kind.plural}", f"/namespaces/{namespace}/{kind.plural}")
+        )
+        query = [("limit", kwargs["limit"])]
+        if kwargs.get("_continue"):
+            query.append(("continue", kwargs["_continue"]))
+        request = self.api.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=query,
+            header_params={"Accept": METADATA_ONLY},
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*request)
+        try:
+            status = int(getattr(response, "status", 200))
+            raw = response.read()
+        finally:
+            response.close()
+        if status >= 400:
+            from kubernetes.client.exceptions import ApiException
+
+            raise ApiException(status=status, reason=getattr(response, "reason", ""))
+        data: dict[str, Any] = json.loads(raw)
+        if data.get("kind") != "PartialObjectMetadataList":
+            raise UnavailableError(
+                f"{self.source}: the API server answered a metadata-only list of "
+                f"{kind.plural} with {data.get('kind')!r}",
+                hint="the audit reads Secrets as metadata only; use a server that serves it",
+            )
         return data
 
     def read(self, namespace: str | None = None) -> LoadResult:
@@ -272,6 +315,21 @@ def api_client(*, context: str | None, kubeconfig: Path | None) -> Any:
             f"cannot load the kubeconfig{f' {kubeconfig}' if kubeconfig else ''}: {exc}",
             hint="pass --kubeconfig FILE and --context NAME, or set KUBECONFIG",
         ) from None
+
+
+def current_context(kubeconfig: Path | None = None) -> str | None:
+    """The kubeconfig's current context (the default name of a cluster's report)."""
+    from kubernetes import config as kube_config
+    from kubernetes.config.config_exception import ConfigException
+
+    config: Any = kube_config  # untyped package
+    try:
+        _, active = config.list_kube_config_contexts(
+            config_file=str(kubeconfig) if kubeconfig else None
+        )
+    except (ConfigException, OSError, TypeError):
+        return None
+    return str(active.get("name")) if isinstance(active, dict) and active.get("name") else None
 
 
 def load_cluster(

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from secretsboot import __version__
 from secretsboot.audit.classify import classify, not_a_workload
 from secretsboot.audit.loader import LoadResult, load, no_gc
-from secretsboot.audit.model import AuditResult, Finding, Severity, Workload
+from secretsboot.audit.model import AuditResult, Finding, Severity, Workload, display_path
 from secretsboot.audit.resolve import WORKLOAD_KINDS, Index
 
 
@@ -125,6 +125,27 @@ def audit_paths(
 ) -> AuditResult:
     """Load ``paths`` (``-`` = stdin) and audit them."""
     return run(load(paths, stdin=stdin), options)
+
+
+AS_WRITTEN = "(audited as written)"
+
+
+def unreadable(loaded: LoadResult) -> str | None:
+    """Why the input cannot be trusted as read, or None: a document that did not parse,
+    empty input, or input with no Kubernetes object (a live cluster is never "empty")."""
+    fatal = [e for e in loaded.errors if not e.reason.endswith(AS_WRITTEN)]
+    if fatal:
+        e = fatal[0]
+        more = f" (and {len(fatal) - 1} more document(s) not read)" if len(fatal) > 1 else ""
+        return f"{display_path(e.file)}:{e.line}: {e.reason}{more}"
+    cov = loaded.coverage
+    if not cov.files:
+        return None
+    if not cov.documents:
+        return f"the input is empty ({cov.files} input(s), no YAML or JSON document)"
+    if not cov.objects:
+        return f"the input has no Kubernetes object ({cov.documents} document(s), none with a kind)"
+    return None
 
 
 def exit_status(result: AuditResult, *, report_only: bool = False) -> int:

@@ -17,8 +17,8 @@ credentials, not a ``$(VAR)``/``${VAR}``/``{{ }}`` reference or ``<placeholder>`
 not a reference an injector resolves (``name@azurekeyvault``, ``vault:...``,
 ``arn:aws:secretsmanager:...``), and not a phrase with spaces.
 
-Nothing here returns, logs or stores the value: callers show :func:`redact` and
-:func:`secretsboot.secret.fingerprint`.
+Nothing here returns, logs or stores the value: callers show :func:`redact` (a keyed
+fingerprint, :mod:`secretsboot.audit.fingerprint`), never a character of it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ import itertools
 import re
 from collections.abc import Iterator, Sequence
 
-from secretsboot.secret import fingerprint
+from secretsboot.audit.fingerprint import redact
+
+__all__ = ["credentials_in_args", "is_reference", "looks_like_credential", "redact"]
 
 _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"), "PEM private key"),
@@ -114,7 +116,7 @@ _IDENTIFIER_WORDS = frozenset(
     {"ID", "IDS", "NAME", "KEY", "CODE", "TYPE", "NUMBER", "NO", "INDEX", "REF", "UUID", "GUID"}
 )
 _IDENTIFIER = re.compile(r"[A-Za-z]+(?:[_.-]?[A-Za-z]+)*")
-_HEADER_NAME = re.compile(r"[A-Z][A-Za-z0-9]*(?:-[A-Z][A-Za-z0-9]*)+")
+_HEADER_NAME = re.compile(r"[A-Z][A-Za-z]*(?:-[A-Z][A-Za-z]*)+")
 _SECRET_PAIRS = frozenset(
     {("API", "KEY"), ("ACCESS", "KEY"), ("PRIVATE", "KEY"), ("ACCOUNT", "KEY"), ("AUTH", "KEY")}
 )
@@ -179,7 +181,6 @@ _PATH = re.compile(r"(?:/|\./|\.\./|~/|[A-Za-z]:\\)\S*")
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S*", re.IGNORECASE)
 _FLAG = re.compile(r"^--?([A-Za-z][A-Za-z0-9_.-]*)(?:=(.*))?$", re.DOTALL)
 MIN_NAMED_LENGTH = 3
-PREVIEW_MIN_LENGTH = 8
 
 
 def _words(name: str) -> list[str]:
@@ -309,18 +310,3 @@ def credentials_in_args(args: Sequence[object]) -> Iterator[tuple[int, str]]:
                     reason = looks_like_credential(name, value)
         if reason:
             yield i, reason
-
-
-def redact(value: str) -> str:
-    """A printable stand-in: the first 2 characters, an ellipsis, and the fingerprint.
-
-    Values shorter than 8 characters get no preview (2 characters would give away
-    too much of them).
-
-    >>> redact("hunter2-is-long")
-    'hu… sha256:b12e25d5473c'
-    >>> redact("root")
-    '… sha256:4813494d137e'
-    """
-    preview = value[:2] if len(value) >= PREVIEW_MIN_LENGTH else ""
-    return f"{preview}… {fingerprint(value)}"

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from secretsboot.audit import _parallel
+from secretsboot.audit import _parallel, kustomize
 from secretsboot.audit._lines import LazyLines, chunks, entry_count, entry_of
 from secretsboot.audit._parallel import HELM_HINT, Failure, no_gc
 from secretsboot.audit._yamlfast import MAX_DEPTH, DuplicateKey, parse_documents
@@ -81,8 +81,9 @@ def _kind_of(data: dict[Any, Any]) -> str | None:
 class Loader:
     """Accumulates a :class:`LoadResult` over files, folders and streams."""
 
-    def __init__(self, *, pool: bool = True) -> None:
+    def __init__(self, *, pool: bool = True, kustomize: bool = False) -> None:
         self.result = LoadResult()
+        self.kustomize = kustomize  # render kustomize folders with kubectl?
         self._stdin_kept = 0
         self._pool = pool  # may a large stream be parsed by worker processes?
 
@@ -93,10 +94,11 @@ class Loader:
 
         A large folder is parsed by a pool of processes (one batch of files each);
         the objects come back in file order, exactly as one process would read them.
+        Kustomize folders: see :mod:`secretsboot.audit.kustomize`.
         """
         p = Path(path)
         if p.is_dir():
-            files = discover(p)
+            files = self._kustomize(discover(p))
             if not _parallel.worth_it(files):
                 for f in files:
                     self.add_file(f)
@@ -107,6 +109,25 @@ class Loader:
             self.add_file(p)
         else:
             raise BadInputError(f"{path}: no such file or folder", hint="check the path")
+
+    def _kustomize(self, files: list[Path]) -> list[Path]:
+        """Render kustomize folders (when asked) and return the files left to read."""
+        found = kustomize.folders(files)
+        if not found:
+            return files
+        if not self.kustomize:
+            self.result.skip(kustomize.NOT_RENDERED)
+            self.result.coverage.skipped[kustomize.NOT_RENDERED] += len(found) - 1
+            return files
+        for folder in sorted(found):
+            name = f"{folder} (kubectl kustomize)"
+            text, error = kustomize.render(folder)
+            if error:
+                self.result.coverage.files += 1
+                self.result.errors.append(LoadError(name, 0, 0, error))
+            else:
+                self.add_text(text, name)
+        return [f for f in files if f.parent not in found]
 
     def add_file(self, path: Path) -> None:
         name = str(path)
@@ -320,7 +341,9 @@ def discover(folder: Path) -> list[Path]:
     return found
 
 
-def load(paths: Sequence[str | Path], *, stdin: TextIO | None = None) -> LoadResult:
+def load(
+    paths: Sequence[str | Path], *, stdin: TextIO | None = None, kustomize: bool = False
+) -> LoadResult:
     """Read every path (``-`` is stdin). A missing path is a :class:`BadInputError`.
 
     >>> load(["/no/such/dir"])
@@ -331,7 +354,7 @@ def load(paths: Sequence[str | Path], *, stdin: TextIO | None = None) -> LoadRes
     for p in paths:
         if str(p) != "-" and not Path(p).exists():
             raise BadInputError(f"{p}: no such file or folder", hint="check the path")
-    loader = Loader()
+    loader = Loader(kustomize=kustomize)
     with no_gc():
         for p in paths:
             if str(p) == "-":

@@ -10,7 +10,9 @@ carried as :func:`secretsboot.secret.fingerprint` and a redacted preview.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -34,6 +36,34 @@ def format_path(path: FieldPath) -> str:
         else:
             out += f".{part}" if out else part
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def display_path(file: str) -> str:
+    """A file as people read it: relative to the current folder when under it, with ``/``.
+
+    >>> display_path("<stdin>"), display_path("k8s/app.yaml")
+    ('<stdin>', 'k8s/app.yaml')
+    """
+    if not file or file.startswith("<") or file == "-":
+        return file
+    try:
+        rel = os.path.relpath(file)
+    except ValueError:  # another drive
+        return file
+    if rel.startswith(".."):
+        return os.path.abspath(file).replace(os.sep, "/")
+    return rel.replace(os.sep, "/")
+
+
+def workload_id(file: str, doc: int, ref: str) -> str:
+    """The identity of an object everywhere (findings, matrix, JSON, SARIF, baselines):
+    ``file#document:Kind/namespace/name``, the file as :func:`display_path` shows it.
+
+    >>> workload_id("base/app.yaml", 0, "Deployment/shop/api")
+    'base/app.yaml#0:Deployment/shop/api'
+    """
+    return f"{display_path(file)}#{doc}:{ref}"
 
 
 class Severity(IntEnum):
@@ -113,7 +143,8 @@ class Evidence:
     path: str  # e.g. spec.template.spec.containers[0].env[2].valueFrom.secretKeyRef
     file: str = ""
     line: int = 0
-    detail: str = ""  # never a secret value; redacted preview and fingerprint at most
+    detail: str = ""  # never a secret value; a keyed fingerprint at most
+    doc: int = 0  # index of the document in its file (with file + object: the object's identity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +167,9 @@ class Finding:
     fix: str
     evidence: Evidence
     workload: str = ""  # Kind/namespace/name of the workload, '' for object-level findings
+    # the workload's identity (file#document:Kind/namespace/name, see workload_id), '' for
+    # object-level findings: two same-named workloads in two files never share findings
+    workload_id: str = ""
     suppressed: bool = False
     suppression_reason: str = ""
     suppression_kind: str = ""  # "inSource" (annotation) or "external" (suppressions file)
@@ -143,10 +177,11 @@ class Finding:
 
     @property
     def fingerprint(self) -> str:
-        """Stable across runs and line moves: rule, object, field path (and detail)."""
-        key = "|".join(
-            (self.rule_id, self.evidence.object, self.evidence.path, self.evidence.detail)
-        )
+        """Stable across runs and line moves: rule, the identity of the workload (or of the
+        object: file, document, Kind/namespace/name), field path and detail."""
+        e = self.evidence
+        owner = self.workload_id or workload_id(e.file, e.doc, e.object)
+        key = "|".join((self.rule_id, owner, e.object, e.path, e.detail))
         return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -164,6 +199,7 @@ class Workload:
     findings: list[Finding] = field(default_factory=list)
     # the object it was classified from (None when built by hand); not part of equality
     manifest: Manifest | None = field(default=None, compare=False, repr=False)
+    doc_index: int = 0  # the document of its file it was read from
     # (kind, namespace, name, ref) the ref was last built from: reports ask for it per finding
     _ref: tuple[str, str, str, str] | None = field(
         default=None, init=False, compare=False, repr=False
@@ -184,6 +220,11 @@ class Workload:
         ref = f"{self.kind}/{ns}{self.name}"
         self._ref = (self.kind, self.namespace, self.name, ref)
         return ref
+
+    @property
+    def uid(self) -> str:
+        """Its identity: file, document and Kind/namespace/name (:func:`workload_id`)."""
+        return workload_id(self.file, self.doc_index, self.ref)
 
     @property
     def approach_ids(self) -> list[str]:
@@ -222,6 +263,7 @@ class AuditResult:
     coverage: Coverage
     threshold: Severity = Severity.HIGH
     tool_version: str = ""
+    source: str = ""  # what was audited: a cluster's name (--cluster-name), or the input
 
     def counted(self) -> list[Finding]:
         """Findings that count against the threshold: not suppressed, not in the baseline."""

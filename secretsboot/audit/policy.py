@@ -286,6 +286,7 @@ def approach_findings(workloads: Iterable[Workload], policy: Policy) -> list[Fin
                         file=ev.file if ev else w.file,
                         line=ev.line if ev else w.line,
                         detail=approach.id,
+                        doc=w.doc_index,
                     ),
                     message=(
                         f"uses {approach.id}, not allowed in namespace "
@@ -293,6 +294,7 @@ def approach_findings(workloads: Iterable[Workload], policy: Policy) -> list[Fin
                         f"{', '.join(sorted(rule.allowed)) or 'nothing'})"
                     ),
                     workload=w.ref,
+                    workload_id=w.uid,
                     severity=policy.disallowed_severity,
                 )
             )

@@ -254,3 +254,67 @@ def test_an_older_served_version_of_a_crd_is_tried_on_404() -> None:
     )
     assert "ExternalSecret@external-secrets.io/v1alpha1" not in asked
     assert loaded.errors == []
+
+
+def test_no_secret_value_is_ever_received(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every byte the fake sends to a live audit is recorded: Secrets are asked for as
+    metadata only, and neither the canary nor its base64 is ever on the wire."""
+    import base64
+
+    app = cluster.kube.app
+    sent: list[tuple[str, str, bytes]] = []
+    original = app.dispatch
+
+    def recording(req: Any) -> Any:
+        resp = original(req)
+        sent.append((req.path, req.headers.get("accept", ""), resp.encode()[0]))
+        return resp
+
+    monkeypatch.setattr(app, "dispatch", recording)
+    result = run(load_cluster(kubeconfig=cluster.kube.kubeconfig_path, namespace=NS))
+    secret_calls = [(accept, body) for path, accept, body in sent if path.endswith("/secrets")]
+    assert secret_calls, "the audit listed no Secret"
+    for accept, body in secret_calls:
+        assert "as=PartialObjectMetadataList" in accept
+        assert json.loads(body)["kind"] == "PartialObjectMetadataList"
+    b64 = base64.b64encode(CANARY.encode())
+    for _, _, body in sent:
+        assert CANARY.encode() not in body and b64 not in body
+    assert any(w.name == "orders" for w in result.workloads)
+
+
+def test_the_fake_serves_metadata_only_lists_and_objects(cluster: Any) -> None:
+    """The Kubernetes fake answers the PartialObjectMetadata Accept headers as the API
+    server does (and refuses a kind of metadata it does not serve with 406)."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=str(cluster.kube.kubeconfig_path))
+    try:
+
+        def get(path: str, accept: str) -> tuple[int, dict[str, Any]]:
+            request = api.param_serialize(
+                method="GET",
+                resource_path=path,
+                header_params={"Accept": accept},
+                auth_settings=["BearerToken"],
+            )
+            resp = api.call_api(*request)
+            try:
+                return resp.status, json.loads(resp.read() or b"{}")
+            finally:
+                resp.close()
+
+        base = f"/api/v1/namespaces/{NS}/secrets"
+        meta = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+        status, listed = get(base, meta.replace("Metadata;", "MetadataList;"))
+        assert status == 200 and listed["kind"] == "PartialObjectMetadataList"
+        (item,) = [i for i in listed["items"] if i["metadata"]["name"] == "db"]
+        assert set(item) == {"kind", "apiVersion", "metadata"}
+        status, one = get(f"{base}/db", meta)
+        assert status == 200 and one["kind"] == "PartialObjectMetadata" and "data" not in one
+        status, full = get(f"{base}/db", "application/json")
+        assert status == 200 and full["kind"] == "Secret" and "data" in full
+        status, _ = get(base, "application/json;as=Table;g=meta.k8s.io;v=v1")
+        assert status == 406
+    finally:
+        api.close()

@@ -90,7 +90,10 @@ def test_docstring_examples_hold() -> None:
 
     names = [
         "secretsboot.audit.findings",
-        "secretsboot.audit.findings._base",
+        "secretsboot.audit.fingerprint",
+        "secretsboot.audit.merge",
+        "secretsboot.audit._yamlfast",
+        "secretsboot.audit._lines",
         "secretsboot.audit.findings._credential",
         "secretsboot.audit.findings._suppress",
         "secretsboot.audit.findings.images",

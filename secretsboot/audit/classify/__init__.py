@@ -83,4 +83,5 @@ def classify(manifest: Manifest, index: Index) -> Workload:
         service_account=pod.service_account if pod else Index.service_account_name(manifest),
         approaches=[merged[k] for k in sorted(merged)],
         manifest=manifest,
+        doc_index=manifest.doc_index,
     )

@@ -50,7 +50,8 @@ class Pod:
         """Evidence in the workload itself."""
         # paths repeat across workloads (a few dozen distinct): one string each
         ref = self.ref or self.manifest.ref
-        return Evidence(ref, sys.intern(path), self.manifest.file, self.manifest.line, detail)
+        m = self.manifest
+        return Evidence(ref, sys.intern(path), m.file, m.line, detail, m.doc_index)
 
     def env(self) -> list[tuple[str, dict[str, Any]]]:
         """(path, env entry) for every container, init containers included."""
@@ -112,7 +113,7 @@ def other_producers_note(pod: Pod, index: Index, secret: str) -> str:
 
 def at_object(manifest: Manifest, path: str, detail: str = "") -> Evidence:
     """Evidence in a supporting object (ServiceAccount, SecretProviderClass, binding...)."""
-    return Evidence(manifest.ref, path, manifest.file, manifest.line, detail)
+    return Evidence(manifest.ref, path, manifest.file, manifest.line, detail, manifest.doc_index)
 
 
 def key_path(base: str, field_name: str, key: str) -> str:

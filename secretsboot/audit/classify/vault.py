@@ -47,7 +47,9 @@ def agent_injector(pod: Pod, index: Index) -> Iterator[Approach]:
     if not ev and pod.kind != "Pod":
         owner = {str(k): v for k, v in as_dict(pod.owner_meta().get("annotations")).items()}
         ev = [
-            Evidence(e.object, e.path, e.file, e.line, "on the workload's metadata, not its pod")
+            Evidence(
+                e.object, e.path, e.file, e.line, "on the workload's metadata, not its pod", e.doc
+            )
             for e in _injector_evidence(owner, "metadata", pod)
         ]
     for cpath, container in pod.containers:

@@ -3,7 +3,8 @@
 Registered explicitly in :data:`FAMILIES` (no import-time discovery). Rule ids are
 stable; :data:`RULES` holds their metadata for the reports (SARIF ``rules``)::
 
-    SB1xx secrets in the wrong place   env_secrets, literal_credentials, committed_secrets
+    SB1xx secrets in the wrong place   env_secrets, literal_credentials, committed_secrets,
+                                       duplicate_keys
     SB2xx identity and secret zero     secret_zero, deprecated, workload_identity, injectors
     SB3xx ServiceAccounts and tokens   service_accounts
     SB4xx RBAC                         rbac
@@ -23,6 +24,7 @@ from typing import Any
 from secretsboot.audit.findings import (
     committed_secrets,
     deprecated,
+    duplicate_keys,
     env_secrets,
     governance,
     images,
@@ -45,6 +47,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     env_secrets,
     literal_credentials,
     committed_secrets,
+    duplicate_keys,
     secret_zero,
     deprecated,
     workload_identity,
@@ -74,7 +77,7 @@ def _manifests(index: Any) -> list[Manifest]:
 
 def _sort_key(f: Finding) -> tuple[str, int, str, str, str, str, str]:
     e = f.evidence
-    return (e.file, e.line, f.rule_id, e.object, e.path, e.detail, f.workload)
+    return (e.file, e.line, f.rule_id, e.object, e.path, e.detail, f.workload_id)
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
@@ -140,16 +143,17 @@ def run_detectors(
     return out
 
 
-def _dedup_key(f: Finding) -> tuple[str, str, str, str, str, str]:
+def _dedup_key(f: Finding) -> tuple[str, str, str, str, str, str, int]:
     e = f.evidence
-    return (f.rule_id, e.object, e.path, e.detail, f.workload, e.file)
+    return (f.rule_id, e.object, e.path, e.detail, f.workload_id, e.file, e.doc)
 
 
 def attach(workloads: Iterable[Workload], findings: Iterable[Finding]) -> None:
-    """Give each workload its own findings (``Workload.findings``), replacing what it held."""
-    by_ref: dict[str, list[Finding]] = {}
+    """Give each workload its own findings (``Workload.findings``), replacing what it held:
+    matched by identity (file, document, Kind/namespace/name), never by name alone."""
+    by_uid: dict[str, list[Finding]] = {}
     for f in findings:
-        if f.workload:
-            by_ref.setdefault(f.workload, []).append(f)
+        if f.workload_id:
+            by_uid.setdefault(f.workload_id, []).append(f)
     for w in workloads:
-        w.findings = by_ref.get(w.ref, [])
+        w.findings = by_uid.get(w.uid, [])

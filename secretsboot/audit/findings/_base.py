@@ -24,7 +24,6 @@ from secretsboot.audit.model import (
     format_path,
 )
 from secretsboot.audit.resolve import Index
-from secretsboot.secret import fingerprint
 
 WORKLOAD_KINDS = frozenset(
     {
@@ -59,6 +58,7 @@ class Rule:
         evidence: Evidence,
         message: str,
         workload: str = "",
+        workload_id: str = "",
         severity: Severity | None = None,
         fix: str | None = None,
     ) -> Finding:
@@ -74,19 +74,8 @@ class Rule:
             fix=self.fix if fix is None else fix,
             evidence=evidence,
             workload=workload,
+            workload_id=workload_id,
         )
-
-
-def redact(value: str) -> str:
-    """A printable stand-in for a secret value: a 2-character preview and a fingerprint.
-
-    Values shorter than 8 characters get no preview (2 characters would be a quarter of it).
-
-    >>> redact("hunter2-is-my-password")
-    'hu… sha256:034a38f2f3f9'
-    """
-    preview = value[:2] if len(value) >= 8 else ""
-    return f"{preview}… {fingerprint(value)}"
 
 
 def evidence_at(
@@ -100,6 +89,7 @@ def evidence_at(
         file=manifest.file,
         line=manifest.line_of(path),
         detail=detail,
+        doc=manifest.doc_index,
     )
 
 
@@ -146,6 +136,11 @@ class PodView:
     spec: dict[str, Any]
     meta: dict[str, Any]
     ref: str  # the manifest's Kind/namespace/name, built once: every finding shares it
+
+    @property
+    def uid(self) -> str:
+        """The workload's identity (file, document, Kind/namespace/name)."""
+        return self.workload.uid
 
     @property
     def labels(self) -> dict[str, Any]:

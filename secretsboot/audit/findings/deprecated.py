@@ -108,6 +108,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 evidence=pod.at((*pod.meta_path, "labels", "aadpodidbinding"), str(selector)),
                 message=f"pod template opts in to aad-pod-identity (selector '{selector}')",
                 workload=pod.ref,
+                workload_id=pod.uid,
             )
         for path, vol in pod.volumes():
             flex = as_dict(vol.get("flexVolume"))
@@ -117,4 +118,5 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     message=f"volume '{vol.get('name') or '?'}' uses the deprecated Key Vault "
                     "FlexVolume",
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )

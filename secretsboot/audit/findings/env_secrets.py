@@ -54,6 +54,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     evidence=pod.at((*c.path, "env", i, "valueFrom", "secretKeyRef"), target),
                     message=(f"container '{c.name}' gets Secret key {target} as env var '{var}'"),
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )
             for i, src in enumerate(as_list(c.body.get("envFrom"))):
                 ref = as_dict(as_dict(src).get("secretRef"))
@@ -64,4 +65,5 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     evidence=pod.at((*c.path, "envFrom", i, "secretRef"), name),
                     message=(f"container '{c.name}' gets every key of Secret '{name}' as env vars"),
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )

@@ -94,6 +94,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     message=f"container '{c.name}' image '{image}' is from "
                     f"'{parse_image(image)[0]}', not a trusted registry",
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )
             _, _, tag, digest = parse_image(image)
             if not digest and tag in ("", "latest"):
@@ -102,4 +103,5 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     message=f"container '{c.name}' image '{image}' uses "
                     + ("the :latest tag" if tag else "no tag (:latest)"),
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )

@@ -97,4 +97,5 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 ),
                 message=f"{pod.workload.kind} gets the Vault agent sidecar, which never exits",
                 workload=pod.ref,
+                workload_id=pod.uid,
             )

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from secretsboot.audit.findings._base import Context, Rule, as_dict, as_list, evidence_at, redact
+from secretsboot.audit.findings._base import Context, Rule, as_dict, as_list, evidence_at
 from secretsboot.audit.findings._credential import Hit, judge, judge_args, judge_text
+from secretsboot.audit.fingerprint import redact
 from secretsboot.audit.model import Finding, Severity
 
 _FIX = (
@@ -93,6 +94,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                             f"credential {_why(hit)}"
                         ),
                         workload=pod.ref,
+                        workload_id=pod.uid,
                         severity=hit.severity,
                     )
             for field_name in ("command", "args"):
@@ -106,6 +108,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                             f"{field_name}[{i}] {_why(hit)}"
                         ),
                         workload=pod.ref,
+                        workload_id=pod.uid,
                         severity=hit.severity,
                     )
     for cm in ctx.of_kind("ConfigMap"):

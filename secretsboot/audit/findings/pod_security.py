@@ -111,12 +111,14 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     evidence=pod.at((*sc_path, "privileged")),
                     message=f"{who} is privileged",
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )
             if sc.get("allowPrivilegeEscalation") is not False:
                 yield SB502.finding(
                     evidence=pod.at((*sc_path, "allowPrivilegeEscalation") if sc else c.path),
                     message=f"{who} does not set allowPrivilegeEscalation: false",
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )
             user = sc.get("runAsUser", pod_sc.get("runAsUser"))
             non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
@@ -126,12 +128,14 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     evidence=pod.at((*where, "runAsUser")),
                     message=f"{who} runs as UID 0",
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )
             elif non_root is not True and not (isinstance(user, int) and user > 0):
                 yield SB503.finding(
                     evidence=pod.at(sc_path if sc else c.path),
                     message=f"{who} sets neither runAsNonRoot: true nor a non-zero runAsUser",
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )
             caps = as_dict(sc.get("capabilities"))
             added = sorted({str(a).upper() for a in as_list(caps.get("add"))} & _DANGEROUS_CAPS)
@@ -141,6 +145,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     evidence=pod.at((*sc_path, "capabilities", "add")),
                     message=f"{who} adds capabilities {', '.join(added)}",
                     workload=pod.ref,
+                    workload_id=pod.uid,
                     severity=Severity.MEDIUM,
                 )
             elif "ALL" not in dropped:
@@ -150,6 +155,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     ),
                     message=f"{who} does not drop ALL capabilities",
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )
         for path, vol in pod.volumes():
             host = as_dict(vol.get("hostPath"))
@@ -159,6 +165,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     evidence=pod.at((*path, "hostPath"), host_path),
                     message=f"volume '{vol.get('name') or '?'}' mounts host path '{host_path}'",
                     workload=pod.ref,
+                    workload_id=pod.uid,
                     severity=Severity.HIGH if _sensitive(host_path) else None,
                 )
         for key in ("hostNetwork", "hostPID", "hostIPC"):
@@ -167,4 +174,5 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     evidence=pod.at((*pod.spec_path, key)),
                     message=f"pod sets {key}: true",
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )

@@ -146,4 +146,5 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 f"via {where}"
             ),
             workload=pod.ref,
+            workload_id=pod.uid,
         )

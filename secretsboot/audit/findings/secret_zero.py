@@ -100,6 +100,7 @@ def _pod_findings(ctx: Context) -> Iterator[Finding]:
                         f"service-principal secret in Secret '{name}'"
                     ),
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )
             flex = as_dict(vol.get("flexVolume"))
             ref = as_dict(flex.get("secretRef"))
@@ -112,6 +113,7 @@ def _pod_findings(ctx: Context) -> Iterator[Finding]:
                         f"service-principal credentials in Secret '{name}'"
                     ),
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )
 
 

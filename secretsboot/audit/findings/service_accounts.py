@@ -92,6 +92,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 evidence=pod.at(sa_path if "serviceAccountName" in pod.spec else pod.spec_path),
                 message="runs as the default ServiceAccount of its namespace",
                 workload=pod.ref,
+                workload_id=pod.uid,
             )
         else:
             sharing = users[(pod.namespace, pod.service_account)]
@@ -106,6 +107,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                         + (f" and {more} more" if more > 0 else "")
                     ),
                     workload=pod.ref,
+                    workload_id=pod.uid,
                 )
         mounted, where, why = _automount(ctx, pod)
         if mounted and not service_account_bindings(ctx, pod.namespace, pod.service_account):
@@ -116,4 +118,5 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     "but no RoleBinding or ClusterRoleBinding in the input grants it anything"
                 ),
                 workload=pod.ref,
+                workload_id=pod.uid,
             )

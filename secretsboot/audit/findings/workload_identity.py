@@ -145,4 +145,5 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 f"{CLIENT_ID} annotation"
             ),
             workload=pod.ref,
+            workload_id=pod.uid,
         )

@@ -22,6 +22,7 @@ from secretsboot.audit.model import (
     LoadError,
     Severity,
     Workload,
+    display_path,
 )
 from secretsboot.audit.report import _comparison
 
@@ -68,7 +69,14 @@ def ordered(findings: list[Finding]) -> list[Finding]:
 
 
 def evidence_doc(e: Evidence) -> dict[str, Any]:
-    return {"object": e.object, "path": e.path, "file": e.file, "line": e.line, "detail": e.detail}
+    return {
+        "object": e.object,
+        "path": e.path,
+        "file": display_path(e.file),
+        "doc_index": e.doc,
+        "line": e.line,
+        "detail": e.detail,
+    }
 
 
 def finding_doc(f: Finding) -> dict[str, Any]:
@@ -79,6 +87,7 @@ def finding_doc(f: Finding) -> dict[str, Any]:
         "message": f.message,
         "fix": f.fix,
         "workload": f.workload or None,
+        "workload_id": f.workload_id or None,
         "evidence": evidence_doc(f.evidence),
         "fingerprint": f.fingerprint,
         "suppressed": f.suppressed,
@@ -97,10 +106,12 @@ def workload_doc(w: Workload, found: list[Finding]) -> dict[str, Any]:
     worst = _comparison.worst(found)
     return {
         "ref": w.ref,
+        "id": w.uid,
         "kind": w.kind,
         "namespace": w.namespace,
         "name": w.name,
-        "file": w.file,
+        "file": display_path(w.file),
+        "doc_index": w.doc_index,
         "line": w.line,
         "service_account": w.service_account,
         "approaches": [approach_doc(a) for a in sorted(w.approaches, key=lambda a: (a.id, a.mode))],

@@ -149,18 +149,21 @@ def cells(approach: str) -> tuple[Cell, ...]:
 
 
 def findings_by_workload(result: AuditResult) -> dict[str, list[Finding]]:
-    """Each workload's findings (attached to it, or naming it), in one pass over the result."""
+    """Each workload's findings by its identity (:attr:`Workload.uid`: file, document,
+    Kind/namespace/name), attached to it or naming it: two same-named workloads in two
+    files (a base and an overlay) never share findings."""
     out: dict[str, list[Finding]] = {}
     seen: set[int] = set()
     for w in result.workloads:
+        uid = w.uid
         for f in w.findings:
             if id(f) not in seen:
                 seen.add(id(f))
-                out.setdefault(w.ref, []).append(f)
+                out.setdefault(uid, []).append(f)
     for f in result.findings:
-        if f.workload and id(f) not in seen:
+        if f.workload_id and id(f) not in seen:
             seen.add(id(f))
-            out.setdefault(f.workload, []).append(f)
+            out.setdefault(f.workload_id, []).append(f)
     return out
 
 
@@ -196,7 +199,7 @@ def iter_services(
     if by_ref is None:
         by_ref = findings_by_workload(result)
     for w in sorted(result.workloads, key=lambda w: (w.namespace, w.name, w.kind, w.file)):
-        found = by_ref.get(w.ref, [])
+        found = by_ref.get(w.uid, [])
         yield ServiceRow(w, w.approach_ids, worst(found), found)
 
 
@@ -215,6 +218,7 @@ def comparison_document(
     rows = (
         {
             "workload": row.workload.ref,
+            "id": row.workload.uid,
             "approaches": row.approaches,
             "worst": row.worst.label if row.worst is not None else None,
         }

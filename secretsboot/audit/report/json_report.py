@@ -5,6 +5,7 @@ the shape::
 
     {"schema": "secretsboot.audit/v1",
      "tool": {"name": "secretsboot", "version": "0.1.0"},
+     "source": {"name": "aks-west"},      # --cluster-name (audit merge's cluster column)
      "threshold": "high",
      "summary": {"workloads": 3, "findings": 9, "counted": 7, "suppressed": 1, ...},
      "workloads": [{"ref": "Deployment/shop/api", "kind": ..., "approaches": [...],
@@ -51,9 +52,10 @@ def streamed(result: AuditResult) -> dict[str, Any]:
     return {
         "schema": SCHEMA_VERSION,
         "tool": {"name": TOOL_NAME, "version": result.tool_version},
+        "source": {"name": result.source or "input"},
         "threshold": result.threshold.label,
         "summary": summary(result).doc(),
-        "workloads": Stream(workload_doc(w, by_ref.get(w.ref, [])) for w in workloads),
+        "workloads": Stream(workload_doc(w, by_ref.get(w.uid, [])) for w in workloads),
         "findings": Stream(finding_doc(f) for f in ordered(list(result.findings))),
         "errors": Stream(
             error_doc(e) for e in sorted(result.errors, key=lambda e: (e.file, e.doc_index))

@@ -430,19 +430,18 @@ class KubeApp(FakeApp):
         store = self.store
         if verb == "list":
             limit = req.arg("limit")
-            return Response(
-                200,
-                store.list(
-                    resource,
-                    namespace,
-                    label_selector=req.arg("labelSelector"),
-                    field_selector=req.arg("fieldSelector"),
-                    limit=int(limit) if limit and limit.isdigit() else None,
-                    continue_token=req.arg("continue"),
-                ),
+            listed = store.list(
+                resource,
+                namespace,
+                label_selector=req.arg("labelSelector"),
+                field_selector=req.arg("fieldSelector"),
+                limit=int(limit) if limit and limit.isdigit() else None,
+                continue_token=req.arg("continue"),
             )
+            return Response(200, as_metadata(req.headers.get("accept", ""), listed, many=True))
         if verb == "get":
-            return Response(200, store.get(resource, str(name), namespace))
+            got = store.get(resource, str(name), namespace)
+            return Response(200, as_metadata(req.headers.get("accept", ""), got, many=False))
         if verb == "delete":
             deleted = store.delete(resource, str(name), namespace)
             if resource.plural in _DELETE_RETURNS_OBJECT:
@@ -508,3 +507,38 @@ class KubeApp(FakeApp):
         return Response(
             200, self.store.patch(resource, name, patch, ns, patch_type=patch_types[ctype])
         )
+
+
+# --- metadata-only reads (what `kubectl get --show-kind -o name`, the audit and
+# controllers' metadata informers ask for): the Accept header's first media range
+# "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1" (or
+# "as=PartialObjectMetadata" for one object) gets metadata and nothing else.
+_META = "meta.k8s.io/v1"
+
+
+def as_metadata(accept: str, doc: dict[str, Any], *, many: bool) -> dict[str, Any]:
+    """``doc`` as the API server serves it for this Accept header."""
+    params: dict[str, str] = {}
+    for part in accept.split(",")[0].split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        params[key.lower()] = value.strip()
+    wanted = params.get("as")
+    if not wanted:
+        return doc
+    expected = "PartialObjectMetadataList" if many else "PartialObjectMetadata"
+    if wanted != expected or params.get("g") != "meta.k8s.io" or params.get("v") != "v1":
+        raise ApiError(
+            406, "NotAcceptable", f"only the following media types are accepted: {accept}"
+        )
+    if not many:
+        return {"kind": expected, "apiVersion": _META, "metadata": doc.get("metadata") or {}}
+    items = [
+        {"kind": "PartialObjectMetadata", "apiVersion": _META, "metadata": i.get("metadata") or {}}
+        for i in doc.get("items") or []
+    ]
+    return {
+        "kind": expected,
+        "apiVersion": _META,
+        "metadata": doc.get("metadata") or {},
+        "items": items,
+    }

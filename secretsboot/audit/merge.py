@@ -1,0 +1,359 @@
+"""``secretsboot audit merge``: one fleet report from many clusters' JSON reports, streamed.
+
+>>> import io, json
+>>> fleet = Fleet()
+>>> fleet.add(io.StringIO(json.dumps({"schema": "secretsboot.audit/v1",
+...     "source": {"name": "west"}, "workloads": [{"approaches": [{"id": "keyvault-csi"}]}],
+...     "findings": []})), "west.json").name
+'west'
+>>> fleet.clusters["west"].workloads, dict(fleet.approaches)
+(1, {'keyvault-csi': 1})
+
+Each input is a JSON report of ``secretsboot audit -o json`` (``secretsboot.audit/v1``);
+its ``source.name`` (``--cluster-name``, by default the kube context or the input)
+names the cluster, else the file's name. Reports are read line by line in the
+layout the audit writes (one workload or finding per line), so 100 reports of
+10,000 workloads each merge holding only the totals, the worst findings shown
+(:data:`TOP_FINDINGS`) and one line at a time; a report in any other JSON layout
+is read whole.
+
+What the fleet report holds: per cluster (workloads, open findings by severity,
+unreadable documents), totals per approach (workloads using it, per cluster) and
+per rule (open findings by severity, per cluster), and the worst open findings
+with their cluster. SARIF writes one run per cluster with every finding, streamed
+in a second pass.
+"""
+
+from __future__ import annotations
+
+import heapq
+import html
+import io
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from secretsboot.audit.model import SCHEMA_VERSION, Severity
+from secretsboot.errors import BadInputError
+
+TOP_FINDINGS = 100
+SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
+_RANK = {s.label: int(s) for s in Severity}
+
+
+def _events(stream: TextIO, name: str) -> Iterator[tuple[str, Any]]:
+    """(member, value) for each top-level member, and (member, item) for each item of the
+    ``workloads`` and ``findings`` arrays, in the layout the audit writes."""
+    first = stream.readline()
+    if first.strip() != "{":
+        yield from _whole(first + stream.read(), name)
+        return
+    array: str | None = None
+    for raw in stream:
+        line = raw.strip().rstrip(",")
+        if not line or line in ("}", "{"):
+            continue
+        if array is not None:
+            if line == "]":
+                array = None
+            else:
+                yield array, _loads(line, name)
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        member = _loads(key, name)
+        if value == "[":
+            array = member
+        elif value != "{":
+            yield member, _loads(value, name)
+
+
+def _whole(text: str, name: str) -> Iterator[tuple[str, Any]]:
+    doc = _loads(text, name)
+    if not isinstance(doc, dict):
+        raise BadInputError(f"{name}: not a secretsboot JSON report", hint="use -o json reports")
+    for key, value in doc.items():
+        if key in ("workloads", "findings") and isinstance(value, list):
+            for item in value:
+                yield key, item
+        else:
+            yield key, value
+
+
+def _loads(text: str, name: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInputError(
+            f"{name}: not a secretsboot JSON report ({exc.msg})",
+            hint="merge the reports of `secretsboot audit -o json`",
+        ) from None
+
+
+@dataclass(slots=True)
+class Cluster:
+    name: str
+    file: str
+    workloads: int = 0
+    errors: int = 0
+    open: Counter[str] = field(default_factory=Counter)  # open findings by severity
+
+    @property
+    def worst(self) -> str:
+        return next((s for s in SEVERITIES if self.open.get(s)), "none")
+
+
+@dataclass(slots=True)
+class Fleet:
+    """The totals of every report added (:meth:`add`), and the worst findings."""
+
+    clusters: dict[str, Cluster] = field(default_factory=dict)
+    approaches: Counter[str] = field(default_factory=Counter)
+    approach_clusters: dict[str, Counter[str]] = field(default_factory=dict)
+    rules: dict[str, Counter[str]] = field(default_factory=dict)  # rule -> severity -> n
+    rule_titles: dict[str, str] = field(default_factory=dict)
+    rule_clusters: dict[str, Counter[str]] = field(default_factory=dict)
+    top: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)  # a min-heap
+    _seq: int = 0
+
+    def add(self, stream: TextIO, file: str) -> Cluster:
+        cluster = Cluster(Path(file).stem, file)
+        for member, value in _events(stream, file):
+            if member == "schema" and value != SCHEMA_VERSION:
+                raise BadInputError(f"{file}: schema {value!r}, expected {SCHEMA_VERSION}")
+            elif member == "source" and isinstance(value, dict) and value.get("name"):
+                cluster.name = str(value["name"])
+            elif member == "workloads":
+                self._workload(cluster, value)
+            elif member == "findings":
+                self._finding(cluster, value)
+            elif member == "summary" and isinstance(value, dict):
+                cluster.errors = int(value.get("errors") or 0)
+        if cluster.name in self.clusters:
+            cluster.name = f"{cluster.name} ({file})"
+        self.clusters[cluster.name] = cluster
+        for counts in (*self.approach_clusters.values(), *self.rule_clusters.values()):
+            if "" in counts:
+                counts[cluster.name] += counts.pop("")
+        return cluster
+
+    def _workload(self, cluster: Cluster, doc: dict[str, Any]) -> None:
+        cluster.workloads += 1
+        for approach in {str(a.get("id")) for a in doc.get("approaches") or ()}:
+            self.approaches[approach] += 1
+            self.approach_clusters.setdefault(approach, Counter())[""] += 1
+
+    def _finding(self, cluster: Cluster, doc: dict[str, Any]) -> None:
+        if doc.get("suppressed") or doc.get("baseline"):
+            return
+        rule, severity = str(doc.get("rule_id")), str(doc.get("severity"))
+        cluster.open[severity] += 1
+        self.rules.setdefault(rule, Counter())[severity] += 1
+        self.rule_clusters.setdefault(rule, Counter())[""] += 1
+        self.rule_titles.setdefault(rule, str(doc.get("title") or ""))
+        self._seq += 1
+        entry = (_RANK.get(severity, 0), -self._seq, {**doc, "cluster": cluster.file})
+        if len(self.top) < TOP_FINDINGS:
+            heapq.heappush(self.top, entry)
+        elif entry[:2] > self.top[0][:2]:
+            heapq.heapreplace(self.top, entry)
+
+    def worst_findings(self) -> list[dict[str, Any]]:
+        """The worst open findings kept, worst first, each with its cluster's name."""
+        names = {c.file: c.name for c in self.clusters.values()}
+        out = []
+        for _, _, doc in sorted(self.top, key=lambda e: (-e[0], -e[1])):
+            out.append({**doc, "cluster": names.get(doc["cluster"], doc["cluster"])})
+        return out
+
+    def totals(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for c in self.clusters.values():
+            out.update(c.open)
+        return out
+
+
+def merge(paths: list[Path]) -> Fleet:
+    fleet = Fleet()
+    for path in paths:
+        try:
+            with path.open(encoding="utf-8") as fh:
+                fleet.add(fh, str(path))
+        except OSError as exc:
+            raise BadInputError(
+                f"{path}: cannot read ({exc.strerror})", hint="check the path"
+            ) from None
+    return fleet
+
+
+# --- formats ------------------------------------------------------------------------------------
+
+
+def _where(doc: dict[str, Any]) -> str:
+    ev = doc.get("evidence") or {}
+    return f"{ev.get('file', '')}:{ev.get('line', 0)}"
+
+
+def _rows(fleet: Fleet) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Every table of the fleet report as (header, rows)."""
+    names = list(fleet.clusters)
+    totals = fleet.totals()
+    clusters = [
+        [c.name, str(c.workloads), *(str(c.open.get(s, 0)) for s in SEVERITIES), c.worst]
+        for c in fleet.clusters.values()
+    ]
+    clusters.append(
+        [
+            "total",
+            str(sum(c.workloads for c in fleet.clusters.values())),
+            *(str(totals.get(s, 0)) for s in SEVERITIES),
+            next((s for s in SEVERITIES if totals.get(s)), "none"),
+        ]
+    )
+    approaches = [
+        [a, str(n), *(str(fleet.approach_clusters[a].get(c, 0)) for c in names)]
+        for a, n in sorted(fleet.approaches.items(), key=lambda x: (-x[1], x[0]))
+    ]
+    rules = [
+        [r, fleet.rule_titles.get(r, ""), *(str(fleet.rules[r].get(s, 0)) for s in SEVERITIES)]
+        for r in sorted(fleet.rules)
+    ]
+    findings = [
+        [str(d.get("severity")), str(d.get("rule_id")), d["cluster"], _where(d), str(d["message"])]
+        for d in fleet.worst_findings()
+    ]
+    return {
+        "Clusters": (["cluster", "workloads", *SEVERITIES, "worst"], clusters),
+        "Approaches": (["approach", "workloads", *names], approaches),
+        "Rules": (["rule", "title", *SEVERITIES], rules),
+        f"Worst findings (up to {TOP_FINDINGS})": (
+            ["severity", "rule", "cluster", "file:line", "finding"],
+            findings,
+        ),
+    }
+
+
+def render_table(fleet: Fleet, width: int = 120) -> str:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    out = io.StringIO()
+    console = Console(file=out, width=width, no_color=True, highlight=False, emoji=False)
+    for title, (header, rows) in _rows(fleet).items():
+        table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+        for i, name in enumerate(header):
+            table.add_column(name, overflow="fold", no_wrap=name == "file:line" or i == 0)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    return out.getvalue()
+
+
+def render_markdown(fleet: Fleet) -> str:
+    def cell(text: str) -> str:
+        return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+
+    out = [f"## secretsboot fleet audit: {len(fleet.clusters)} cluster(s)"]
+    for title, (header, rows) in _rows(fleet).items():
+        out += ["", f"### {title}", "", "| " + " | ".join(header) + " |"]
+        out.append("|" + "---|" * len(header))
+        out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(out) + "\n"
+
+
+def render_html(fleet: Fleet) -> str:
+    from secretsboot.audit.report.html_report import CSS
+
+    e = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>secretsboot fleet audit</title>',
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>secretsboot fleet audit: {len(fleet.clusters)} cluster(s)</h1>",
+    ]
+    for title, (header, rows) in _rows(fleet).items():
+        out += [f"<h2>{e(title)}</h2>", "<table><tr>"]
+        out += [f"<th>{e(h)}</th>" for h in header]
+        out.append("</tr>")
+        for row in rows:
+            out.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
+        out.append("</table>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_sarif(fleet: Fleet, stream: TextIO) -> None:
+    """One SARIF run per cluster (``automationDetails.id`` = the cluster), every finding,
+    read again from each report as it is written."""
+    from secretsboot.audit.findings import RULES
+    from secretsboot.audit.report._stream import encode
+    from secretsboot.audit.report.sarif import LEVEL, SARIF_SCHEMA, rule_descriptor
+
+    rule_ids = sorted(RULES)
+    index = {rid: i for i, rid in enumerate(rule_ids)}
+    driver = {"name": "secretsboot", "rules": [rule_descriptor(RULES[r]) for r in rule_ids]}
+    stream.write(f'{{"$schema":{encode(SARIF_SCHEMA)},"version":"2.1.0","runs":[\n')
+    for n, cluster in enumerate(fleet.clusters.values()):
+        head = {"tool": {"driver": driver}, "automationDetails": {"id": f"{cluster.name}/"}}
+        stream.write(("," if n else "") + encode(head)[:-1] + ',"results":[\n')
+        first = True
+        with open(cluster.file, encoding="utf-8") as fh:
+            for member, doc in _events(fh, cluster.file):
+                if member != "findings":
+                    continue
+                result = _sarif_result(doc, cluster.name, index, LEVEL)
+                stream.write(("" if first else ",\n") + encode(result))
+                first = False
+        stream.write("\n]}\n")
+    stream.write("]}\n")
+
+
+def _sarif_result(
+    doc: dict[str, Any], cluster: str, index: dict[str, int], levels: dict[Severity, str]
+) -> dict[str, Any]:
+    ev = doc.get("evidence") or {}
+    rule = str(doc.get("rule_id"))
+    out: dict[str, Any] = {
+        "ruleId": rule,
+        "level": levels[Severity.parse(str(doc.get("severity", "info")))],
+        "message": {"text": f"[{cluster}] {doc.get('message', '')}"},
+        "locations": [
+            {
+                "logicalLocations": [
+                    {"fullyQualifiedName": f"{cluster}/{ev.get('object', '')}", "kind": "object"}
+                ]
+            }
+        ],
+        "partialFingerprints": {"secretsboot/v1": str(doc.get("fingerprint", ""))},
+        "properties": {"cluster": cluster, "severity": doc.get("severity")},
+    }
+    if rule in index:
+        out["ruleIndex"] = index[rule]
+    if doc.get("suppressed"):
+        out["suppressions"] = [{"kind": "external", "status": "accepted"}]
+    if doc.get("baseline"):
+        out["baselineState"] = "unchanged"
+    return out
+
+
+RENDERERS: dict[str, Callable[[Fleet], str]] = {
+    "markdown": render_markdown,
+    "html": render_html,
+}
+FORMATS = ("table", "markdown", "html", "sarif")
+
+
+def write(fleet: Fleet, fmt: str, stream: TextIO, *, width: int = 120) -> None:
+    if fmt == "sarif":
+        write_sarif(fleet, stream)
+    elif fmt == "table":
+        stream.write(render_table(fleet, width))
+    elif fmt in RENDERERS:
+        stream.write(RENDERERS[fmt](fleet))
+    else:
+        raise BadInputError(f"unknown fleet format '{fmt}'", hint=f"use one of {FORMATS}")
