@@ -465,6 +465,7 @@ def baseline_document(result: AuditResult) -> dict[str, Any]:
             "rule_id": f.rule_id,
             "object": f.evidence.object,
             "path": f.evidence.path,
+            "workload_id": f.workload_id or None,
         }
         for f in result.findings
         if not f.suppressed

@@ -65,15 +65,55 @@ stringData:
 """
 
 
-def _forms(value: str) -> list[str]:
+def _literals() -> list[str]:
+    """Every string of the manifests that holds a canary (a whole env value, a decoded
+    Secret value...): what a plain hash in a report would have been taken of."""
+    import yaml
+
+    out: list[str] = []
+    stack: list[object] = list(yaml.safe_load_all(MANIFESTS))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            for text in (node, _decoded(node)):
+                if any(c in text for c in CANARIES.values()):
+                    out.append(text)
+    return out
+
+
+def _decoded(text: str) -> str:
+    try:
+        return base64.b64decode(text, validate=True).decode()
+    except ValueError:
+        return ""
+
+
+def _forms(value: str, *, prefixes: bool = True) -> list[str]:
+    """A value in every form a report must not hold: itself, its base64, a cleartext prefix
+    (down to the 2-character preview the first version showed), and prefixes of its plain
+    SHA-256, SHA-1 and MD5 (a plain hash confirms a guess offline)."""
+    import hashlib
+
     raw = value.encode()
-    return [
+    forms = [
         value,
         base64.b64encode(raw).decode(),
         base64.urlsafe_b64encode(raw).decode(),
         base64.b64encode(raw).decode().rstrip("="),
-        value[:12],  # a long prefix is a leak too
     ]
+    if prefixes:  # of the canaries; a whole literal starts with public text ("AccountName=")
+        forms += [value[:12], value[:5], f"{value[:2]}…"]
+    for name in ("sha256", "sha1", "md5"):
+        forms.append(hashlib.new(name, raw).hexdigest()[:8])
+    return forms
+
+
+def test_the_forms_cover_every_literal_that_holds_a_canary() -> None:
+    assert len(_literals()) >= len(CANARIES)
 
 
 def _detector_result() -> AuditResult:
@@ -98,8 +138,12 @@ def test_no_canary_in_any_format(make: object, fmt: str) -> None:
     rules = {f.rule_id for f in result.findings}
     assert {"SB102", "SB103", "SB104", "SB105"} <= rules  # the canaries were found...
     text = render(result, fmt)
-    for name, canary in CANARIES.items():
-        for form in _forms(canary):
+    cases = [
+        *((n, v, True) for n, v in CANARIES.items()),
+        *(("literal", v, False) for v in _literals()),
+    ]
+    for name, canary, prefixes in cases:
+        for form in _forms(canary, prefixes=prefixes):
             assert form not in text, f"{name} leaked into {fmt} as {form!r}"  # ...and not shown
 
 
@@ -112,6 +156,9 @@ def test_no_canary_in_baseline_or_reprs() -> None:
     )
     for canary in CANARIES.values():
         for form in _forms(canary):
+            assert form not in dumped
+    for literal in _literals():
+        for form in _forms(literal, prefixes=False):
             assert form not in dumped
 
 

@@ -87,6 +87,7 @@ def _result(f: Finding, index: dict[str, int], uris: dict[str, str]) -> dict[str
             "severity": f.severity.label,
             "security-severity": SECURITY_SEVERITY[f.severity],
             "workload": f.workload,
+            "workload_id": f.workload_id,
         },
     }
     if f.rule_id in index:
