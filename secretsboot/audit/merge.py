@@ -64,6 +64,7 @@ def _events(stream: TextIO, name: str) -> Iterator[tuple[str, Any]]:
             continue
         key, sep, value = line.partition(":")
         if not sep:
+            _loads(line, name)  # raises on anything that is not JSON
             continue
         member = _loads(key, name)
         if value == "[":
@@ -122,7 +123,10 @@ class Fleet:
 
     def add(self, stream: TextIO, file: str) -> Cluster:
         cluster = Cluster(Path(file).stem, file)
+        schema = None
         for member, value in _events(stream, file):
+            if member == "schema":
+                schema = value
             if member == "schema" and value != SCHEMA_VERSION:
                 raise BadInputError(f"{file}: schema {value!r}, expected {SCHEMA_VERSION}")
             elif member == "source" and isinstance(value, dict) and value.get("name"):
@@ -133,6 +137,11 @@ class Fleet:
                 self._finding(cluster, value)
             elif member == "summary" and isinstance(value, dict):
                 cluster.errors = int(value.get("errors") or 0)
+        if schema is None:
+            raise BadInputError(
+                f"{file}: not a secretsboot JSON report (no schema)",
+                hint="merge the reports of `secretsboot audit -o json`",
+            )
         if cluster.name in self.clusters:
             cluster.name = f"{cluster.name} ({file})"
         self.clusters[cluster.name] = cluster

@@ -158,7 +158,14 @@ def test_markdown_escapes_and_collapses() -> None:
     assert "<script>" not in md and "&lt;script&gt;" in md
     assert "<details><summary>3 suppressed or baselined</summary>" in md
     assert "| Deployment/shop/billing |" in md
-    assert "**Fix:**" in md
+    assert "### Rules" in md and "| worst | rule | open | what | fix |" in md
+    # each rule's fix is said once, in the rules table, not once per finding
+    from secretsboot.audit.findings import RULES
+    from secretsboot.audit.report.markdown import esc
+
+    fixes = [RULES[r].fix for r in {f.rule_id for f in scenario().findings} if r in RULES]
+    for fix in set(fixes):  # several rules may share one fix text: once per rule
+        assert md.count(esc(fix)) == sum(fix in other for other in fixes)
 
 
 def test_table_has_every_part() -> None:

@@ -47,21 +47,7 @@ def workload_identity(pod: Pod, index: Index) -> Iterator[Approach]:
                     "label on the workload's metadata, not on its pod template",
                 )
             )
-    sa = index.get("ServiceAccount", pod.namespace, pod.service_account)
-    if sa is not None:
-        meta = as_dict(sa.body.get("metadata"))
-        annotations = as_dict(meta.get("annotations"))
-        if as_str(annotations.get(WI_CLIENT_ID)):
-            ev.append(at_object(sa, key_path("metadata", "annotations", WI_CLIENT_ID)))
-        labels = as_dict(meta.get("labels"))
-        if WI_LABEL in labels and truthy(labels[WI_LABEL]):
-            ev.append(
-                at_object(
-                    sa,
-                    key_path("metadata", "labels", WI_LABEL),
-                    "label on the ServiceAccount; the webhook reads it from the pod",
-                )
-            )
+    ev.extend(_service_account_evidence(pod, index))
     for cpath, container in pod.containers:
         if WI_PROXY_IMAGE in as_str(container.get("image")):
             ev.append(pod.at(f"{cpath}.image", "workload identity proxy (migration)"))
@@ -76,6 +62,28 @@ def workload_identity(pod: Pod, index: Index) -> Iterator[Approach]:
                 ev.append(pod.at(f"{vpath}.projected.sources[{j}].serviceAccountToken.audience"))
     if ev:
         yield approach("workload-identity", ev, "workload-identity")
+
+
+def _service_account_evidence(pod: Pod, index: Index) -> list[Evidence]:
+    """The ServiceAccount's client-id annotation (and a label misplaced on it)."""
+    sa = index.get("ServiceAccount", pod.namespace, pod.service_account)
+    if sa is None:
+        return []
+    ev: list[Evidence] = []
+    meta = as_dict(sa.body.get("metadata"))
+    annotations = as_dict(meta.get("annotations"))
+    if as_str(annotations.get(WI_CLIENT_ID)):
+        ev.append(at_object(sa, key_path("metadata", "annotations", WI_CLIENT_ID)))
+    labels = as_dict(meta.get("labels"))
+    if WI_LABEL in labels and truthy(labels[WI_LABEL]):
+        ev.append(
+            at_object(
+                sa,
+                key_path("metadata", "labels", WI_LABEL),
+                "label on the ServiceAccount; the webhook reads it from the pod",
+            )
+        )
+    return ev
 
 
 def aad_pod_identity(pod: Pod, index: Index) -> Iterator[Approach]:

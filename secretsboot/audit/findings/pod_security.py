@@ -25,8 +25,9 @@ Flagged example::
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from secretsboot.audit.findings._base import Context, Rule, as_dict, as_list
+from secretsboot.audit.findings._base import Container, Context, PodView, Rule, as_dict, as_list
 from secretsboot.audit.model import Finding, Severity
 
 SB501 = Rule(
@@ -99,64 +100,67 @@ def _sensitive(path: str) -> bool:
     return clean in _SENSITIVE_HOST_PATHS or clean.endswith(_RUNTIME_SOCKETS)
 
 
+def _container(pod: PodView, c: Container, pod_sc: dict[str, Any]) -> Iterator[Finding]:
+    """SB501-SB504 of one container."""
+    sc = c.security_context
+    sc_path = (*c.path, "securityContext")
+    who = f"container '{c.name}'"
+    if sc.get("privileged") is True:
+        yield SB501.finding(
+            evidence=pod.at((*sc_path, "privileged")),
+            message=f"{who} is privileged",
+            workload=pod.ref,
+            workload_id=pod.uid,
+        )
+    if sc.get("allowPrivilegeEscalation") is not False:
+        yield SB502.finding(
+            evidence=pod.at((*sc_path, "allowPrivilegeEscalation") if sc else c.path),
+            message=f"{who} does not set allowPrivilegeEscalation: false",
+            workload=pod.ref,
+            workload_id=pod.uid,
+        )
+    user = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+    if user == 0:
+        where = sc_path if "runAsUser" in sc else (*pod.spec_path, "securityContext")
+        yield SB503.finding(
+            evidence=pod.at((*where, "runAsUser")),
+            message=f"{who} runs as UID 0",
+            workload=pod.ref,
+            workload_id=pod.uid,
+        )
+    elif non_root is not True and not (isinstance(user, int) and user > 0):
+        yield SB503.finding(
+            evidence=pod.at(sc_path if sc else c.path),
+            message=f"{who} sets neither runAsNonRoot: true nor a non-zero runAsUser",
+            workload=pod.ref,
+            workload_id=pod.uid,
+        )
+    caps = as_dict(sc.get("capabilities"))
+    added = sorted({str(a).upper() for a in as_list(caps.get("add"))} & _DANGEROUS_CAPS)
+    dropped = {str(d).upper() for d in as_list(caps.get("drop"))}
+    if added:
+        yield SB504.finding(
+            evidence=pod.at((*sc_path, "capabilities", "add")),
+            message=f"{who} adds capabilities {', '.join(added)}",
+            workload=pod.ref,
+            workload_id=pod.uid,
+            severity=Severity.MEDIUM,
+        )
+    elif "ALL" not in dropped:
+        yield SB504.finding(
+            evidence=pod.at((*sc_path, "capabilities") if caps else (sc_path if sc else c.path)),
+            message=f"{who} does not drop ALL capabilities",
+            workload=pod.ref,
+            workload_id=pod.uid,
+        )
+
+
 def detect(ctx: Context) -> Iterator[Finding]:
     for pod in ctx.pods:
         pod_sc = as_dict(pod.spec.get("securityContext"))
         for c in pod.containers():
-            sc = c.security_context
-            sc_path = (*c.path, "securityContext")
-            who = f"container '{c.name}'"
-            if sc.get("privileged") is True:
-                yield SB501.finding(
-                    evidence=pod.at((*sc_path, "privileged")),
-                    message=f"{who} is privileged",
-                    workload=pod.ref,
-                    workload_id=pod.uid,
-                )
-            if sc.get("allowPrivilegeEscalation") is not False:
-                yield SB502.finding(
-                    evidence=pod.at((*sc_path, "allowPrivilegeEscalation") if sc else c.path),
-                    message=f"{who} does not set allowPrivilegeEscalation: false",
-                    workload=pod.ref,
-                    workload_id=pod.uid,
-                )
-            user = sc.get("runAsUser", pod_sc.get("runAsUser"))
-            non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
-            if user == 0:
-                where = sc_path if "runAsUser" in sc else (*pod.spec_path, "securityContext")
-                yield SB503.finding(
-                    evidence=pod.at((*where, "runAsUser")),
-                    message=f"{who} runs as UID 0",
-                    workload=pod.ref,
-                    workload_id=pod.uid,
-                )
-            elif non_root is not True and not (isinstance(user, int) and user > 0):
-                yield SB503.finding(
-                    evidence=pod.at(sc_path if sc else c.path),
-                    message=f"{who} sets neither runAsNonRoot: true nor a non-zero runAsUser",
-                    workload=pod.ref,
-                    workload_id=pod.uid,
-                )
-            caps = as_dict(sc.get("capabilities"))
-            added = sorted({str(a).upper() for a in as_list(caps.get("add"))} & _DANGEROUS_CAPS)
-            dropped = {str(d).upper() for d in as_list(caps.get("drop"))}
-            if added:
-                yield SB504.finding(
-                    evidence=pod.at((*sc_path, "capabilities", "add")),
-                    message=f"{who} adds capabilities {', '.join(added)}",
-                    workload=pod.ref,
-                    workload_id=pod.uid,
-                    severity=Severity.MEDIUM,
-                )
-            elif "ALL" not in dropped:
-                yield SB504.finding(
-                    evidence=pod.at(
-                        (*sc_path, "capabilities") if caps else (sc_path if sc else c.path)
-                    ),
-                    message=f"{who} does not drop ALL capabilities",
-                    workload=pod.ref,
-                    workload_id=pod.uid,
-                )
+            yield from _container(pod, c, pod_sc)
         for path, vol in pod.volumes():
             host = as_dict(vol.get("hostPath"))
             if host:

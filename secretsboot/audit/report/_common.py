@@ -6,7 +6,6 @@ only redacted previews and fingerprints (:func:`secretsboot.secret.fingerprint`)
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
@@ -181,20 +180,70 @@ def coverage_line(result: AuditResult) -> str:
     return text
 
 
-def relative_uri(file: str) -> str:
-    """A file as a relative, forward-slash URI reference (for SARIF artifactLocation.uri)."""
-    if not file or file == "-":
-        return "stdin"
-    if "\\" in file:
-        parts = PureWindowsPath(file).parts
-        path = PurePosixPath(*[p for p in parts if not p.endswith(("\\", ":"))])
-    else:
-        path = PurePosixPath(file)
-    if path.is_absolute():
-        # relative to the working directory when the file is under it, else rootless
-        rel = os.path.relpath(str(path)).replace(os.sep, "/")
-        path = PurePosixPath(rel) if not rel.startswith("..") else PurePosixPath(*path.parts[1:])
-    return quote(str(path), safe="/-._~")
+SRCROOT = "SRCROOT"
+
+
+def artifact_location(file: str) -> dict[str, str]:
+    """A SARIF ``artifactLocation``: relative to ``SRCROOT`` (the current folder, see
+    :func:`original_uri_base_ids`) when the file is under it, else an absolute ``file:``
+    URI (the leading slash kept), ``stdin`` for standard input.
+
+    >>> artifact_location("k8s/app.yaml")
+    {'uri': 'k8s/app.yaml', 'uriBaseId': 'SRCROOT'}
+    >>> artifact_location("/no/such/root/app.yaml")["uri"]
+    'file:///no/such/root/app.yaml'
+    """
+    if not file or file in ("-", "<stdin>"):
+        return {"uri": "stdin"}
+    if file.startswith("<"):
+        return {"uri": quote(file.strip("<>"), safe="")}
+    shown = display_path(file)
+    if "\\" in shown or PureWindowsPath(shown).drive:
+        return {"uri": PureWindowsPath(shown).as_uri() if PureWindowsPath(shown).drive else shown}
+    if PurePosixPath(shown).is_absolute():
+        return {"uri": PurePosixPath(shown).as_uri()}
+    return {"uri": quote(shown, safe="/-._~"), "uriBaseId": SRCROOT}
+
+
+def original_uri_base_ids() -> dict[str, dict[str, dict[str, str]]]:
+    """SARIF ``originalUriBaseIds``: what ``SRCROOT`` is. Its absolute location is left
+    out on purpose (a report stays the same on every machine; code scanning resolves
+    ``SRCROOT`` to the checkout)."""
+    return {SRCROOT: {"description": {"text": "the folder the audit ran in (the checkout)"}}}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRow:
+    """One rule of the report: its worst open severity, counts and fix (said once)."""
+
+    rule_id: str
+    title: str
+    worst: Severity
+    open: int
+    quiet: int  # suppressed or in the baseline
+    fix: str
+
+
+def rule_summary(result: AuditResult) -> list[RuleRow]:
+    """Per rule, worst first: what the reader takes in before the findings."""
+    groups: dict[str, list[Finding]] = {}
+    for f in result.findings:
+        groups.setdefault(f.rule_id, []).append(f)
+    rows = []
+    for rule_id, found in groups.items():
+        open_ = [f for f in found if not f.suppressed and not f.baseline]
+        worst = max(f.severity for f in (open_ or found))
+        rows.append(
+            RuleRow(
+                rule_id, found[0].title, worst, len(open_), len(found) - len(open_), found[0].fix
+            )
+        )
+    return sorted(rows, key=lambda r: (-(r.open > 0), -int(r.worst), r.rule_id))
+
+
+def where(e: Evidence) -> str:
+    """``file:line`` as people read it (relative path)."""
+    return f"{display_path(e.file)}:{e.line}"
 
 
 def schema_version() -> str:

@@ -4,7 +4,8 @@ No external assets and no JavaScript: inline CSS only. First a matrix (rows =
 workloads, columns = the approaches found; a cell is coloured by the worst open
 finding about that approach for that workload, a plain tick when the workload
 uses it with no such finding; the last column is the workload's worst finding
-overall), then the comparison table, the findings with their fixes, and coverage.
+overall; each workload with its file:line), then the comparison table, the rules
+(each fix said once), the findings, and coverage.
 Every string from the input goes through :func:`html.escape`.
 """
 
@@ -12,14 +13,16 @@ from __future__ import annotations
 
 import html
 
-from secretsboot.audit.model import AuditResult, Severity
+from secretsboot.audit.model import AuditResult, Severity, display_path
 from secretsboot.audit.report import _comparison
 from secretsboot.audit.report._common import (
     RenderOptions,
     coverage_line,
     ordered,
+    rule_summary,
     status,
     summary,
+    where,
 )
 
 CSS = """
@@ -36,6 +39,7 @@ th{background:#f6f8fa}
 .v-unknown{color:#888}
 .quiet{opacity:.55}.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 .legend span{display:inline-block;padding:2px 8px;margin-right:4px}
+.where{white-space:nowrap;color:#57606a}
 """.strip()
 
 
@@ -58,7 +62,9 @@ def _matrix(result: AuditResult) -> list[str]:
     out += [f"<th>{e(a)}</th>" for a in approaches]
     out.append("<th>worst</th></tr>")
     for row in rows:
-        out.append(f'<tr><td class="mono">{e(row.workload.ref)}</td>')
+        w = row.workload
+        place = f"{display_path(w.file)}:{w.line}"
+        out.append(f'<tr><td class="mono">{e(w.ref)}<br><span class="where">{e(place)}</span></td>')
         for a in approaches:
             if a not in row.approaches:
                 out.append('<td class="cell absent">·</td>')
@@ -90,10 +96,23 @@ def _comparison_table(result: AuditResult) -> list[str]:
     return out
 
 
+def _rules(result: AuditResult) -> list[str]:
+    out = ["<table><tr><th>worst</th><th>rule</th><th>open</th><th>what</th><th>fix</th></tr>"]
+    for r in rule_summary(result):
+        quiet = f" (+{r.quiet})" if r.quiet else ""
+        out.append(
+            f'<tr><td class="{_sev_class(r.worst)}">{e(r.worst.label)}</td>'
+            f"<td>{e(r.rule_id)}</td><td>{r.open}{quiet}</td><td>{e(r.title)}</td>"
+            f"<td>{e(r.fix)}</td></tr>"
+        )
+    out.append("</table>")
+    return out
+
+
 def _findings(result: AuditResult) -> list[str]:
     out = [
         "<table><tr><th>severity</th><th>rule</th><th>where</th><th>finding</th>"
-        "<th>fix</th><th>status</th></tr>"
+        "<th>status</th></tr>"
     ]
     for f in ordered(list(result.findings)):
         state = status(f)
@@ -104,8 +123,9 @@ def _findings(result: AuditResult) -> list[str]:
             f'<tr class="{"quiet" if state != "open" else ""}">'
             f'<td class="{_sev_class(f.severity)}">{e(f.severity.label)}</td>'
             f'<td title="{e(f.title)}">{e(f.rule_id)}</td>'
-            f'<td class="mono">{e(ev.file)}:{ev.line}<br>{e(ev.object)}<br>{e(ev.path)}</td>'
-            f"<td>{e(f.message)}{detail}</td><td>{e(f.fix)}</td>"
+            f'<td class="mono"><span class="where">{e(where(ev))}</span><br>{e(ev.object)}'
+            f"<br>{e(ev.path)}</td>"
+            f"<td>{e(f.message)}{detail}</td>"
             f"<td>{e(state + reason)}</td></tr>"
         )
     out.append("</table>")
@@ -126,6 +146,8 @@ def render(result: AuditResult, *, options: RenderOptions | None = None) -> str:
         f"{s.suppressed} suppressed · {s.baseline} in baseline · "
         f"<strong>{s.over_threshold} at or over {e(result.threshold.label)}</strong></p>",
     ]
+    if result.findings:
+        parts += ["<h2>Rules</h2>", *_rules(result)]
     if result.workloads:
         parts += ["<h2>Workloads by approach</h2>", *_matrix(result)]
     if _comparison.approaches_in(result):
@@ -136,7 +158,8 @@ def render(result: AuditResult, *, options: RenderOptions | None = None) -> str:
         parts.append("<h2>Unreadable documents</h2><ul>")
         for err in sorted(result.errors, key=lambda x: (x.file, x.doc_index)):
             parts.append(
-                f"<li class=mono>{e(err.file)}:{err.line} (document {err.doc_index}): "
+                f"<li class=mono>{e(display_path(err.file))}:{err.line} "
+                f"(document {err.doc_index}): "
                 f"{e(err.reason)}</li>"
             )
         parts.append("</ul>")

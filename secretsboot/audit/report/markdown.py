@@ -1,7 +1,8 @@
 """``--format markdown``: a pull-request comment.
 
-Summary counts, a per-service table (approaches, worst finding), the findings with
-their fixes (worst first; suppressed and baselined ones collapsed), and the
+Summary counts, a per-rule table (worst first, each rule's fix said once), a
+per-service table (file, approaches, worst finding), the findings (worst first;
+suppressed and baselined ones collapsed), and the
 comparison table and coverage in collapsed ``<details>`` blocks. At most
 :data:`PR_FINDINGS` findings are written out (the worst); the rest are counted. Every text from
 the input is escaped (HTML and table pipes), so a manifest cannot inject markup.
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import html
 
-from secretsboot.audit.model import AuditResult, Finding, Severity
+from secretsboot.audit.model import AuditResult, Finding, Severity, display_path
 from secretsboot.audit.report import _comparison
 from secretsboot.audit.report._common import (
     RenderOptions,
     coverage_line,
     ordered,
+    rule_summary,
     status,
     summary,
 )
@@ -53,15 +55,87 @@ def _finding_block(f: Finding) -> list[str]:
     e = f.evidence
     lines = [
         f"- {_sev(f.severity)} **{esc(f.rule_id)}** {esc(f.title)}: {esc(f.message)}  ",
-        f"  {_code(f'{e.file}:{e.line}')} {esc(e.object)} {_code(e.path)}"
+        f"  {_code(f'{display_path(e.file)}:{e.line}')} {esc(e.object)} {_code(e.path)}"
         + (f" ({esc(e.detail)})" if e.detail else "")
         + "  ",
-        f"  **Fix:** {esc(f.fix)}",
     ]
     if f.suppressed or f.baseline:
         reason = f": {esc(f.suppression_reason)}" if f.suppression_reason else ""
-        lines[-1] += f"  \n  _{status(f)}{reason}_"
+        lines.append(f"  _{status(f)}{reason}_")
     return lines
+
+
+def _services(result: AuditResult) -> list[str]:
+    rows = _comparison.services(result)
+    if not rows:
+        return []
+    out = ["", "### Services", "", "| workload | file:line | approaches | worst | findings |"]
+    out.append("|---|---|---|---|---:|")
+    for row in rows:
+        w = row.workload
+        active = [f for f in row.findings if status(f) == "open"]
+        out.append(
+            f"| {esc(w.ref)} | {_code(f'{display_path(w.file)}:{w.line}')} | "
+            f"{esc(', '.join(row.approaches) or 'none')} | {_sev(row.worst)} | {len(active)} |"
+        )
+    return out
+
+
+def _rules(result: AuditResult) -> list[str]:
+    rows = rule_summary(result)
+    if not rows:
+        return []
+    out = ["", "### Rules", "", "| worst | rule | open | what | fix |", "|---|---|---:|---|---|"]
+    for r in rows:
+        quiet = f" (+{r.quiet})" if r.quiet else ""
+        out.append(
+            f"| {_sev(r.worst)} | **{esc(r.rule_id)}** | {r.open}{quiet} | {esc(r.title)} | "
+            f"{esc(r.fix)} |"
+        )
+    return out
+
+
+def _findings(result: AuditResult, opts: RenderOptions) -> list[str]:
+    findings = ordered(list(result.findings))
+    open_ = [f for f in findings if status(f) == "open"]
+    quiet = [f for f in findings if status(f) != "open"]
+    out: list[str] = []
+    if open_:
+        out += ["", "### Findings", ""]
+        limit = len(open_) if opts.max_rows <= 0 else min(len(open_), PR_FINDINGS, opts.max_rows)
+        for f in open_[:limit]:
+            out += _finding_block(f)
+        if limit < len(open_):
+            out.append(f"- … and {len(open_) - limit} more (see the JSON or SARIF report)")
+    if quiet and opts.details:
+        out += ["", f"<details><summary>{len(quiet)} suppressed or baselined</summary>", ""]
+        for f in quiet[: PR_FINDINGS if opts.max_rows > 0 else len(quiet)]:
+            out += _finding_block(f)
+        out += ["", "</details>"]
+    return out
+
+
+def _comparison_block(result: AuditResult) -> list[str]:
+    approaches = _comparison.approaches_in(result)
+    if not approaches:
+        return []
+    out = ["", "<details><summary>Comparison of the approaches found</summary>", ""]
+    out.append("| approach | " + " | ".join(label for _, label in _comparison.PROPERTIES) + " |")
+    out.append("|---" * (len(_comparison.PROPERTIES) + 1) + "|")
+    for a in approaches:
+        cells = " | ".join(esc(c.text) for c in _comparison.cells(a))
+        out.append(f"| {esc(a)} | {cells} |")
+    return [*out, "", "</details>"]
+
+
+def _errors(result: AuditResult) -> list[str]:
+    if not result.errors:
+        return []
+    out = ["", f"<details><summary>{len(result.errors)} unreadable document(s)</summary>", ""]
+    for e in sorted(result.errors, key=lambda e: (e.file, e.doc_index)):
+        place = f"{display_path(e.file)}:{e.line}"
+        out.append(f"- {_code(place)} document {e.doc_index}: {esc(e.reason)}")
+    return [*out, "", "</details>"]
 
 
 def render(result: AuditResult, *, options: RenderOptions | None = None) -> str:
@@ -80,49 +154,10 @@ def render(result: AuditResult, *, options: RenderOptions | None = None) -> str:
     out += ["", "| " + " | ".join(f"{_sev(Severity.parse(k))}" for k in s.by_severity) + " |"]
     out.append("|" + "---:|" * len(s.by_severity))
     out.append("| " + " | ".join(str(n) for n in s.by_severity.values()) + " |")
-
-    rows = _comparison.services(result)
-    if rows:
-        out += ["", "### Services", "", "| workload | approaches | worst | findings |"]
-        out.append("|---|---|---|---:|")
-        for row in rows:
-            active = [f for f in row.findings if status(f) == "open"]
-            out.append(
-                f"| {esc(row.workload.ref)} | {esc(', '.join(row.approaches) or 'none')} | "
-                f"{_sev(row.worst)} | {len(active)} |"
-            )
-
-    findings = ordered(list(result.findings))
-    open_ = [f for f in findings if status(f) == "open"]
-    quiet = [f for f in findings if status(f) != "open"]
-    if open_:
-        out += ["", "### Findings", ""]
-        limit = len(open_) if opts.max_rows <= 0 else min(len(open_), PR_FINDINGS, opts.max_rows)
-        for f in open_[:limit]:
-            out += _finding_block(f)
-        if limit < len(open_):
-            out.append(f"- … and {len(open_) - limit} more (see the JSON or SARIF report)")
-    if quiet and opts.details:
-        out += ["", f"<details><summary>{len(quiet)} suppressed or baselined</summary>", ""]
-        for f in quiet[: PR_FINDINGS if opts.max_rows > 0 else len(quiet)]:
-            out += _finding_block(f)
-        out += ["", "</details>"]
-
-    approaches = _comparison.approaches_in(result)
-    if approaches:
-        out += ["", "<details><summary>Comparison of the approaches found</summary>", ""]
-        out.append(
-            "| approach | " + " | ".join(label for _, label in _comparison.PROPERTIES) + " |"
-        )
-        out.append("|---" * (len(_comparison.PROPERTIES) + 1) + "|")
-        for a in approaches:
-            cells = " | ".join(esc(c.text) for c in _comparison.cells(a))
-            out.append(f"| {esc(a)} | {cells} |")
-        out += ["", "</details>"]
-    if result.errors:
-        out += ["", f"<details><summary>{len(result.errors)} unreadable document(s)</summary>", ""]
-        for e in sorted(result.errors, key=lambda e: (e.file, e.doc_index)):
-            out.append(f"- {_code(f'{e.file}:{e.line}')} document {e.doc_index}: {esc(e.reason)}")
-        out += ["", "</details>"]
+    out += _rules(result)
+    out += _services(result)
+    out += _findings(result, opts)
+    out += _comparison_block(result)
+    out += _errors(result)
     out += ["", f"<sub>{esc(coverage_line(result))}</sub>"]
     return "\n".join(out) + "\n"

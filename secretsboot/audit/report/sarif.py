@@ -2,8 +2,10 @@
 
 ``tool.driver.rules`` carries every rule's metadata (id, name, short and full
 description, help, default level, ``security-severity``); each result has
-``ruleId``/``ruleIndex``, ``level``, ``message``, a relative ``artifactLocation``
-with ``region.startLine``, the workload as a logical location,
+``ruleId``/``ruleIndex``, ``level``, ``message``, an ``artifactLocation``
+relative to ``SRCROOT`` (``originalUriBaseIds``: the folder the audit ran in; an
+absolute ``file:///`` URI for a file outside it) with ``region.startLine``, the
+workload as a logical location,
 ``partialFingerprints`` (our line-independent fingerprint) and, for suppressed
 findings, ``suppressions`` (``inSource`` for a manifest annotation, ``external``
 for a suppressions file). Baselined findings carry ``baselineState: unchanged``.
@@ -17,7 +19,13 @@ from typing import Any, TextIO
 
 from secretsboot.audit.findings import RULES, Rule
 from secretsboot.audit.model import AuditResult, Finding, Severity
-from secretsboot.audit.report._common import TOOL_NAME, RenderOptions, ordered, relative_uri
+from secretsboot.audit.report._common import (
+    TOOL_NAME,
+    RenderOptions,
+    artifact_location,
+    ordered,
+    original_uri_base_ids,
+)
 from secretsboot.audit.report._stream import Stream, write_json
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -57,11 +65,11 @@ def rule_descriptor(rule: Rule) -> dict[str, Any]:
     }
 
 
-def _result(f: Finding, index: dict[str, int], uris: dict[str, str]) -> dict[str, Any]:
-    uri = uris.get(f.evidence.file)
-    if uri is None:  # one relpath per file, not per result
-        uri = uris[f.evidence.file] = relative_uri(f.evidence.file)
-    physical: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+def _result(f: Finding, index: dict[str, int], uris: dict[str, dict[str, str]]) -> dict[str, Any]:
+    location = uris.get(f.evidence.file)
+    if location is None:  # one relpath per file, not per result
+        location = uris[f.evidence.file] = artifact_location(f.evidence.file)
+    physical: dict[str, Any] = {"artifactLocation": location}
     if f.evidence.line > 0:
         physical["region"] = {"startLine": f.evidence.line}
     text = f.message
@@ -109,7 +117,7 @@ def streamed(result: AuditResult) -> dict[str, Any]:
     """The SARIF log as plain data, its ``results`` a :class:`Stream` built as it is written."""
     rule_ids = sorted(RULES)
     index = {rid: i for i, rid in enumerate(rule_ids)}
-    uris: dict[str, str] = {}
+    uris: dict[str, dict[str, str]] = {}
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -123,6 +131,7 @@ def streamed(result: AuditResult) -> dict[str, Any]:
                         "rules": [rule_descriptor(RULES[rid]) for rid in rule_ids],
                     }
                 },
+                "originalUriBaseIds": original_uri_base_ids(),
                 "columnKind": "unicodeCodePoints",
                 "results": Stream(_result(f, index, uris) for f in ordered(list(result.findings))),
             }

@@ -1,7 +1,11 @@
 """``--format table``: what a person reads in a terminal (rich).
 
-Four parts: workloads (approaches and worst finding), findings (worst first, with
-the fix), the comparison matrix of the approaches found, and a coverage line.
+Five parts: a per-rule summary (worst first, each rule's fix said once), workloads
+(file:line, approaches and worst finding), findings (worst first, where and what;
+the fix is in the rule summary), the comparison matrix of the approaches found,
+and a coverage line. The tables fit ``RenderOptions.width`` (the CLI passes
+``COLUMNS`` or the terminal's width); paths are relative to the current folder and
+a ``file:line`` is never split over two rows (a long one is shortened on its left).
 Each table shows at most ``RenderOptions.max_rows`` rows (default 300, the worst
 first) and says how many it left out: rich lays out ~25k rows in about a minute,
 and nobody reads them in a terminal.
@@ -18,14 +22,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from secretsboot.audit.model import AuditResult, Severity
+from secretsboot.audit.model import AuditResult, Severity, display_path
 from secretsboot.audit.report import _comparison
 from secretsboot.audit.report._common import (
     RenderOptions,
     coverage_line,
     ordered,
+    rule_summary,
     status,
     summary,
+    where,
 )
 
 _T = TypeVar("_T")
@@ -52,19 +58,41 @@ def _cap(rows: list[_T], limit: int) -> tuple[list[_T], int]:
     return rows[:limit], len(rows) - limit
 
 
-def _workloads(result: AuditResult, limit: int) -> tuple[Table, int]:
+def _fit(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, shortened on its left (the line stays)."""
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+def _rules(result: AuditResult) -> Table:
+    table = Table(title="Rules", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("worst", no_wrap=True)
+    table.add_column("rule", no_wrap=True)
+    table.add_column("open", no_wrap=True, justify="right")
+    table.add_column("what", overflow="fold", ratio=2, min_width=16)
+    table.add_column("fix", overflow="fold", ratio=3, min_width=20)
+    for row in rule_summary(result):
+        quiet = f" (+{row.quiet})" if row.quiet else ""
+        table.add_row(_sev(row.worst), row.rule_id, f"{row.open}{quiet}", row.title, row.fix)
+    return table
+
+
+def _workloads(result: AuditResult, limit: int, width: int) -> tuple[Table, int]:
     table = Table(title="Workloads", box=box.SIMPLE_HEAD, title_justify="left")
-    table.add_column("workload", overflow="fold", ratio=3, min_width=16)
-    table.add_column("file:line", overflow="fold", ratio=4, min_width=16)
-    table.add_column("service account", overflow="fold", max_width=24)
-    table.add_column("approaches", overflow="fold", ratio=3, min_width=14)
-    table.add_column("worst", no_wrap=True, min_width=8)
     rows, hidden = _cap(_comparison.services(result), limit)
-    for row in rows:
+    cap = max(20, width // 4)
+    places = [_fit(f"{display_path(r.workload.file)}:{r.workload.line}", cap) for r in rows]
+    table.add_column("workload", overflow="fold", ratio=3, min_width=10)
+    table.add_column(
+        "file:line", no_wrap=True, min_width=min(cap, max(map(len, places), default=9))
+    )
+    table.add_column("service account", overflow="fold", max_width=24)
+    table.add_column("approaches", overflow="fold", ratio=3, min_width=10)
+    table.add_column("worst", no_wrap=True, min_width=8)
+    for row, place in zip(rows, places, strict=True):
         w = row.workload
         table.add_row(
             w.ref,
-            f"{w.file}:{w.line}",
+            place,
             w.service_account,
             ", ".join(row.approaches) or "none",
             _sev(row.worst),
@@ -72,16 +100,19 @@ def _workloads(result: AuditResult, limit: int) -> tuple[Table, int]:
     return table, hidden
 
 
-def _findings(result: AuditResult, limit: int) -> tuple[Table, int]:
+def _findings(result: AuditResult, limit: int, width: int) -> tuple[Table, int]:
     table = Table(title="Findings", box=box.SIMPLE_HEAD, title_justify="left")
+    rows, hidden = _cap(ordered(list(result.findings)), limit)
+    cap = max(20, width // 4)
+    places = [_fit(where(f.evidence), cap) for f in rows]
     table.add_column("severity", no_wrap=True)
     table.add_column("rule", no_wrap=True)
-    table.add_column("where", overflow="fold", ratio=3, min_width=16)
-    table.add_column("finding", overflow="fold", ratio=4, min_width=20)
-    table.add_column("fix", overflow="fold", ratio=3, min_width=16)
-    rows, hidden = _cap(ordered(list(result.findings)), limit)
-    for f in rows:
-        where = f"{f.evidence.file}:{f.evidence.line}\n{f.evidence.object}\n{f.evidence.path}"
+    table.add_column(
+        "file:line", no_wrap=True, min_width=min(cap, max(map(len, places), default=9))
+    )
+    table.add_column("object and field", overflow="fold", ratio=3, min_width=10)
+    table.add_column("finding", overflow="fold", ratio=4, min_width=12)
+    for f, place in zip(rows, places, strict=True):
         text = f.message
         if f.evidence.detail:
             text += f"\n[{f.evidence.detail}]"
@@ -91,7 +122,8 @@ def _findings(result: AuditResult, limit: int) -> tuple[Table, int]:
         sev = _sev(f.severity)
         if state != "open":
             sev.stylize("strike")
-        table.add_row(sev, f.rule_id, Text(where), Text(text), Text(f.fix))
+        obj = f"{f.evidence.object}\n{f.evidence.path}"
+        table.add_row(sev, f.rule_id, place, Text(obj), Text(text))
     return table, hidden
 
 
@@ -134,19 +166,23 @@ def render(result: AuditResult, *, options: RenderOptions | None = None) -> str:
         )
     )
     more = "not shown here; --output json, sarif, markdown or html lists them all"
+    if result.findings:
+        console.print(_rules(result))
     if result.workloads:
-        table, hidden = _workloads(result, opts.max_rows)
+        table, hidden = _workloads(result, opts.max_rows, opts.width)
         console.print(table)
         if hidden:
             console.print(Text(f"... {hidden} more workload(s) {more}"))
     if result.findings:
-        table, hidden = _findings(result, opts.max_rows)
+        table, hidden = _findings(result, opts.max_rows, opts.width)
         console.print(table)
         if hidden:
             console.print(Text(f"... {hidden} more finding(s), the least severe, {more}"))
     if _comparison.approaches_in(result):
         console.print(_matrix(result))
     for e in sorted(result.errors, key=lambda e: (e.file, e.doc_index)):
-        console.print(Text(f"error: {e.file}:{e.line} (document {e.doc_index}): {e.reason}"))
+        console.print(
+            Text(f"error: {display_path(e.file)}:{e.line} (document {e.doc_index}): {e.reason}")
+        )
     console.print(Text(coverage_line(result)))
     return out.getvalue()

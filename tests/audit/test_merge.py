@@ -1,0 +1,108 @@
+"""``secretsboot audit merge``: many clusters' JSON reports, one fleet report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from secretsboot.cli import main
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+SARIF_SCHEMA = json.loads((Path(__file__).parent / "sarif-schema-2.1.0.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    out = []
+    folder = tmp_path_factory.mktemp("reports")
+    for cluster, repo in (("aks-west", "vault-tutorial"), ("aks-east", "csi-examples")):
+        path = folder / f"{cluster}.json"
+        code = main(
+            [
+                "audit",
+                str(CORPUS / repo),
+                "-o",
+                "json",
+                "--out",
+                str(path),
+                "--cluster-name",
+                cluster,
+                "--report-only",
+                "-q",
+            ]
+        )
+        assert code == 0
+        out.append(path)
+    return out
+
+
+def merge(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["audit", "merge", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_each_report_names_its_cluster(reports: list[Path]) -> None:
+    names = [json.loads(p.read_text())["source"]["name"] for p in reports]
+    assert names == ["aks-west", "aks-east"]
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
+def test_fleet_report_has_the_cluster_as_a_column_and_totals(
+    capsys: pytest.CaptureFixture[str], reports: list[Path], fmt: str
+) -> None:
+    code, out, _ = merge(capsys, *map(str, reports), "-o", fmt)
+    assert code == 0
+    for cluster in ("aks-west", "aks-east"):
+        assert cluster in out
+    for section in ("Clusters", "Approaches", "Rules", "Worst findings"):
+        assert section in out
+    assert "literal-credential" in out and "keyvault-csi" in out and "SB102" in out
+
+
+def test_totals_add_up(reports: list[Path]) -> None:
+    from secretsboot.audit.merge import merge as fleet_of
+
+    fleet = fleet_of(reports)
+    docs = [json.loads(p.read_text()) for p in reports]
+    assert sum(c.workloads for c in fleet.clusters.values()) == sum(
+        len(d["workloads"]) for d in docs
+    )
+    literal = sum(
+        1
+        for d in docs
+        for w in d["workloads"]
+        if "literal-credential" in {a["id"] for a in w["approaches"]}
+    )
+    assert fleet.approaches["literal-credential"] == literal
+    assert fleet.approach_clusters["literal-credential"]["aks-west"] == literal
+    open_sb102 = sum(
+        1 for d in docs for f in d["findings"] if f["rule_id"] == "SB102" and not f["suppressed"]
+    )
+    assert sum(fleet.rules["SB102"].values()) == open_sb102
+    worst = fleet.worst_findings()
+    assert worst[0]["severity"] == "high" and worst[0]["cluster"] in ("aks-west", "aks-east")
+
+
+def test_fleet_sarif_is_valid_with_one_run_per_cluster(
+    capsys: pytest.CaptureFixture[str], reports: list[Path], tmp_path: Path
+) -> None:
+    out_file = tmp_path / "fleet.sarif"
+    code, out, err = merge(capsys, *map(str, reports), "-o", "sarif", "--out", str(out_file))
+    assert code == 0 and out == "" and f"to {out_file}" in err
+    log = json.loads(out_file.read_text())
+    jsonschema.validators.validator_for(SARIF_SCHEMA)(SARIF_SCHEMA).validate(log)
+    assert [r["automationDetails"]["id"] for r in log["runs"]] == ["aks-west/", "aks-east/"]
+    total = sum(len(json.loads(p.read_text())["findings"]) for p in reports)
+    assert sum(len(r["results"]) for r in log["runs"]) == total
+
+
+def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    junk = tmp_path / "junk.json"
+    junk.write_text("{\nnot json\n")
+    assert merge(capsys, str(junk))[0] == 2
+    assert merge(capsys)[0] == 2
+    assert merge(capsys, str(tmp_path / "missing.json"))[0] == 2
