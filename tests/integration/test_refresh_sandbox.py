@@ -94,6 +94,17 @@ def set_k8s(sb: Any, pod: Pod, name: str, key: str, value: str) -> None:
     store.update(obj)
 
 
+def short_lived_role(sb: Any, pod: Pod, base: str, *, ttl: str, max_ttl: str) -> None:
+    """A Vault role for the pod (reading ``base``): tokens live ``ttl``, ``max_ttl`` at most."""
+    role = vault_role(sb, pod, [f"secret/data/{base}/*", f"secret/metadata/{base}/*"])
+    sb.vault.request(
+        "POST", f"auth/kubernetes/role/{role}",
+        {"bound_service_account_names": [pod.service_account],
+         "bound_service_account_namespaces": [pod.namespace],
+         "token_policies": [role], "token_ttl": ttl, "token_max_ttl": max_ttl},
+    )  # fmt: skip
+
+
 def start_loop(pod: Pod, doc: dict[str, Any], **options: Any) -> Loop:
     cfg = FetchConfig.load(str(pod.write_config(doc)))
     lines: list[str] = []
@@ -298,13 +309,7 @@ def test_a_vault_token_at_its_max_ttl_is_replaced_by_a_fresh_login(
 ) -> None:
     pod = make_pod(sandbox, tmp_path)
     base = unique("ttl")
-    role = vault_role(sandbox, pod, [f"secret/data/{base}/*", f"secret/metadata/{base}/*"])
-    sandbox.vault.request(
-        "POST", f"auth/kubernetes/role/{role}",
-        {"bound_service_account_names": [pod.service_account],
-         "bound_service_account_namespaces": [pod.namespace],
-         "token_policies": [role], "token_ttl": "2s", "token_max_ttl": "2s"},
-    )  # fmt: skip
+    short_lived_role(sandbox, pod, base, ttl="2s", max_ttl="2s")
     put_vault(sandbox, f"{base}/db", {"pw": "CANARY-ttl-0"})
     doc = config(pod, [{"name": "db", "from": f"vault://secret/{base}/db#pw"}], sb=sandbox)
     running = start_loop(pod, doc)
@@ -338,13 +343,7 @@ def test_a_vault_token_near_expiry_is_renewed_before_the_interval(
 ) -> None:
     pod = make_pod(sandbox, tmp_path)
     base = unique("renew")
-    role = vault_role(sandbox, pod, [f"secret/data/{base}/*", f"secret/metadata/{base}/*"])
-    sandbox.vault.request(
-        "POST", f"auth/kubernetes/role/{role}",
-        {"bound_service_account_names": [pod.service_account],
-         "bound_service_account_namespaces": [pod.namespace],
-         "token_policies": [role], "token_ttl": "3s", "token_max_ttl": "60s"},
-    )  # fmt: skip
+    short_lived_role(sandbox, pod, base, ttl="3s", max_ttl="60s")
     put_vault(sandbox, f"{base}/db", {"pw": "CANARY-renew-0"})
     doc = config(pod, [{"name": "db", "from": f"vault://secret/{base}/db#pw"}], sb=sandbox)
     running = start_loop(pod, doc, interval=5.0)  # the token would lapse between cycles
