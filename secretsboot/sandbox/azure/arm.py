@@ -35,15 +35,14 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from secretsboot.sandbox._http import FakeApp, Request, Response
+from secretsboot.sandbox.azure.arm_common import KV, MI, arm_error, json_body, properties
+from secretsboot.sandbox.azure.arm_vaults import VaultRoutes
 from secretsboot.sandbox.azure.auth import ARM_AUDIENCES, TokenIssuer
 from secretsboot.sandbox.azure.state import (
-    SECRET_PERMISSIONS,
-    AccessPolicy,
     AzureState,
     StateError,
     Vault,
@@ -52,43 +51,9 @@ from secretsboot.sandbox.azure.state import (
 from secretsboot.sandbox.tokens import TokenError
 
 _AUTHZ = "/providers/microsoft.authorization/"
-_MI = "Microsoft.ManagedIdentity/userAssignedIdentities"
-_KV = "Microsoft.KeyVault/vaults"
 
 
-def arm_error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> Response:
-    hdrs = {"x-ms-failure-cause": "gateway"} if status in (401, 403) else {}
-    hdrs.update(headers or {})
-    return Response(status, {"error": {"code": code, "message": message}}, hdrs)
-
-
-def _body(req: Request) -> dict[str, Any] | Response:
-    try:
-        data = req.json()
-    except (ValueError, UnicodeDecodeError) as exc:
-        return arm_error(
-            400,
-            "InvalidRequestContent",
-            f"The request content was invalid and could not be deserialized: '{exc}'.",
-        )
-    if not isinstance(data, dict):
-        return arm_error(
-            400,
-            "InvalidRequestContent",
-            "The request content was invalid and could not be deserialized: "
-            "'the body must be a JSON object'.",
-        )
-    return data
-
-
-def _props(data: dict[str, Any]) -> dict[str, Any]:
-    props = data.get("properties")
-    return props if isinstance(props, dict) else {}
-
-
-class ArmApp(FakeApp):
+class ArmApp(VaultRoutes, FakeApp):
     name = "arm"
 
     def __init__(
@@ -231,9 +196,9 @@ class ArmApp(FakeApp):
         if len(tail) >= 3 and ltail[0] == "providers":
             kind = f"{ltail[1]}/{ltail[2]}"
             names = tail[3:]
-            if kind == _MI.lower():
+            if kind == MI.lower():
                 return self._identities(req, oid, path, rg, names)
-            if kind == _KV.lower():
+            if kind == KV.lower():
                 return self._vaults(req, oid, path, rg, names)
             return arm_error(
                 400,
@@ -249,7 +214,7 @@ class ArmApp(FakeApp):
         action = "Microsoft.Resources/subscriptions/resourceGroups/"
         if req.method in ("PUT", "PATCH"):
             self._authorize(oid, action + "write", path)
-            data = _body(req)
+            data = json_body(req)
             if isinstance(data, Response):
                 return data
             created = not self.state.has_resource_group(rg)
@@ -292,7 +257,7 @@ class ArmApp(FakeApp):
     def _identities(
         self, req: Request, oid: str, path: str, rg: str | None, names: list[str]
     ) -> Response:
-        action = _MI + "/"
+        action = MI + "/"
         if not names:
             return self._list_in_group(req, oid, path, rg, action, self.state.identities)
         if rg is None:
@@ -302,7 +267,7 @@ class ArmApp(FakeApp):
         if len(names) == 1:
             if req.method == "PUT":
                 self._authorize(oid, action + "write", path)
-                data = _body(req)
+                data = json_body(req)
                 if isinstance(data, Response):
                     return data
                 if not isinstance(data.get("location"), str):
@@ -320,7 +285,7 @@ class ArmApp(FakeApp):
             if req.method == "PATCH":
                 self._authorize(oid, action + "write", path)
                 identity = self.state.get_identity(identity_id)
-                data = _body(req)
+                data = json_body(req)
                 if isinstance(data, Response):
                     return data
                 if isinstance(data.get("tags"), dict):
@@ -340,7 +305,7 @@ class ArmApp(FakeApp):
     def _fics(
         self, req: Request, oid: str, path: str, identity_id: str, fic_name: str | None
     ) -> Response:
-        action = _MI + "/federatedIdentityCredentials/"
+        action = MI + "/federatedIdentityCredentials/"
         identity = self.state.get_identity(identity_id)
         if fic_name is None:
             if req.method != "GET":
@@ -351,10 +316,10 @@ class ArmApp(FakeApp):
             return self._page(req, items)
         if req.method == "PUT":
             self._authorize(oid, action + "write", path)
-            data = _body(req)
+            data = json_body(req)
             if isinstance(data, Response):
                 return data
-            props = _props(data)
+            props = properties(data)
             issuer, subject, audiences = (
                 props.get("issuer"),
                 props.get("subject"),
@@ -461,10 +426,10 @@ class ArmApp(FakeApp):
             return Response(200, {"value": [ra.arm_body() for ra in items]})
         if req.method == "PUT":
             self._authorize(oid, action + "write", full)
-            data = _body(req)
+            data = json_body(req)
             if isinstance(data, Response):
                 return data
-            props = _props(data)
+            props = properties(data)
             role_id, principal = props.get("roleDefinitionId"), props.get("principalId")
             if not isinstance(role_id, str) or not isinstance(principal, str):
                 return arm_error(
@@ -538,149 +503,3 @@ class ArmApp(FakeApp):
         if m:
             defs = [d for d in defs if d.role_name.lower() == m.group(1).lower()]
         return Response(200, {"value": [d.arm_body(sub) for d in defs]})
-
-    # ---- Microsoft.KeyVault/vaults -----------------------------------------------
-
-    def _vaults(
-        self, req: Request, oid: str, path: str, rg: str | None, names: list[str]
-    ) -> Response:
-        action = _KV + "/"
-        if not names:
-            return self._list_in_group(req, oid, path, rg, action, self.state.vaults)
-        if rg is None:
-            return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
-        name = names[0]
-        vault = self.state.find_vault(name)
-        if vault is not None and vault.resource_group.lower() != rg.lower():
-            vault = None if req.method != "PUT" else vault
-        not_found = arm_error(
-            404,
-            "ResourceNotFound",
-            f"The Resource '{_KV}/{name}' under resource group '{rg}' was not found. For more "
-            "details please go to https://aka.ms/ARMResourceNotFoundFix",
-        )
-        if len(names) == 3 and names[1].lower() == "accesspolicies":
-            if req.method != "PUT":
-                return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
-            self._authorize(oid, action + "accessPolicies/write", path)
-            if vault is None:
-                return not_found
-            kind = names[2].lower()
-            if kind not in ("add", "replace", "remove"):
-                return arm_error(
-                    400,
-                    "BadRequest",
-                    f"The operation kind '{names[2]}' is invalid; use add, replace or remove.",
-                )
-            data = _body(req)
-            if isinstance(data, Response):
-                return data
-            policies = self._policies(_props(data).get("accessPolicies"))
-            if isinstance(policies, Response):
-                return policies
-            updated = self.state.update_access_policies(vault, kind, policies)
-            return Response(
-                200,
-                {
-                    "id": f"{vault.id}/accessPolicies/{kind}",
-                    "type": "Microsoft.KeyVault/vaults/accessPolicies",
-                    "location": vault.location,
-                    "properties": {"accessPolicies": [p.arm_body() for p in updated]},
-                },
-            )
-        if len(names) != 1:
-            return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
-        if req.method == "GET":
-            self._authorize(oid, action + "read", path)
-            return Response(200, vault.arm_body()) if vault else not_found
-        if req.method == "DELETE":
-            self._authorize(oid, action + "delete", path)
-            if vault is None:
-                return Response(204)
-            with self.state.lock:
-                self.state.vaults.pop(vault.name.lower(), None)
-            return Response(200)
-        if req.method in ("PUT", "PATCH"):
-            self._authorize(oid, action + "write", path)
-            return self._put_vault(req, rg, name, vault, patch=req.method == "PATCH")
-        return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
-
-    def _policies(self, raw: Any) -> list[AccessPolicy] | Response:
-        if raw is None:
-            return []
-        if not isinstance(raw, list):
-            return arm_error(400, "BadRequest", "'accessPolicies' must be an array.")
-        out = []
-        for item in raw:
-            if not isinstance(item, dict) or not isinstance(item.get("objectId"), str):
-                return arm_error(400, "BadRequest", "Each access policy needs 'objectId'.")
-            raw_perms = item.get("permissions")
-            perms: dict[str, Any] = raw_perms if isinstance(raw_perms, dict) else {}
-            secrets = [str(s) for s in perms.get("secrets") or []]
-            bad = [s for s in secrets if s.lower() not in (*SECRET_PERMISSIONS, "all")]
-            if bad:
-                return arm_error(
-                    400,
-                    "BadRequest",
-                    f"Invalid value found at accessPolicies[].permissions.secrets: {bad[0]}",
-                )
-            out.append(
-                AccessPolicy(
-                    tenant_id=str(item.get("tenantId") or self.state.tenant_id),
-                    object_id=item["objectId"],
-                    secrets=secrets,
-                    keys=[str(s) for s in perms.get("keys") or []],
-                    certificates=[str(s) for s in perms.get("certificates") or []],
-                    application_id=item.get("applicationId"),
-                )
-            )
-        return out
-
-    def _put_vault(
-        self, req: Request, rg: str, name: str, vault: Vault | None, *, patch: bool
-    ) -> Response:
-        data = _body(req)
-        if isinstance(data, Response):
-            return data
-        props = _props(data)
-        if patch and vault is None:
-            return arm_error(404, "ResourceNotFound", f"The Resource '{_KV}/{name}' was not found.")
-        if not patch:
-            missing = [k for k in ("tenantId", "sku") if k not in props]
-            if missing:
-                return arm_error(
-                    400,
-                    "InvalidRequestContent",
-                    "The request content was invalid and could not be deserialized: 'Required "
-                    f"property '{missing[0]}' not found in JSON. Path 'properties'.'",
-                )
-            if str(props["tenantId"]).lower() != self.state.tenant_id.lower():
-                return arm_error(
-                    400,
-                    "BadRequest",
-                    f"The tenant '{props['tenantId']}' is not the tenant of subscription "
-                    f"'{self.state.subscription_id}'.",
-                )
-        policies = (
-            self._policies(props.get("accessPolicies")) if "accessPolicies" in props else None
-        )
-        if isinstance(policies, Response):
-            return policies
-        if vault is None:
-            rbac = bool(props.get("enableRbacAuthorization", False))
-        else:
-            rbac = bool(props.get("enableRbacAuthorization", vault.rbac))
-        created = vault is None
-        raw_location = data.get("location")
-        location = raw_location if isinstance(raw_location, str) else "eastus"
-        vault = self.state.create_vault(
-            name,
-            mode="rbac" if rbac else "access-policy",
-            resource_group=rg,
-            location=location if created else (vault.location if vault else location),
-            access_policies=policies,
-        )
-        if self.on_vault is not None:
-            self.on_vault(vault)
-        headers = {"x-ms-request-id": str(uuid.uuid4())}
-        return Response(201 if created else 200, vault.arm_body(), headers)
