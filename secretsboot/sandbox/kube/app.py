@@ -53,6 +53,19 @@ def _status_success(resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: (method, names one object?) -> the RBAC verb of a resource request
+_VERBS = {
+    ("GET", False): "list",
+    ("GET", True): "get",
+    ("HEAD", True): "get",
+    ("HEAD", False): "list",
+    ("POST", False): "create",
+    ("PUT", True): "update",
+    ("PATCH", True): "patch",
+    ("DELETE", True): "delete",
+}
+
+
 class KubeApp(FakeApp):
     """The HTTP face of the fake API server (see :class:`KubeFake` for the lifecycle)."""
 
@@ -380,7 +393,9 @@ class KubeApp(FakeApp):
             },
         )
 
-    def _resource_request(self, req: Request, user: UserInfo, segs: list[str]) -> Response:
+    @staticmethod
+    def _locate(segs: list[str]) -> tuple[str, Any, str | None, str | None, str | None]:
+        """``/api[s]/...`` -> (group, resource, namespace, name, subresource); 404 otherwise."""
         not_here = ApiError(404, "NotFound", "the server could not find the requested resource")
         if segs[0] == "api" and len(segs) >= 3:
             group, version, rest = "", segs[1], segs[2:]
@@ -400,20 +415,15 @@ class KubeApp(FakeApp):
             raise not_here
         if resource.namespaced and namespace is None and name is not None:
             raise not_here
+        return group, resource, namespace, name, sub
+
+    def _resource_request(self, req: Request, user: UserInfo, segs: list[str]) -> Response:
+        group, resource, namespace, name, sub = self._locate(segs)
         if sub is not None:
             if (resource.plural, sub, req.method) == ("serviceaccounts", "token", "POST"):
                 return self._token_request(req, user, str(namespace), str(name))
-            raise not_here
-        verb = {
-            ("GET", False): "list",
-            ("GET", True): "get",
-            ("HEAD", True): "get",
-            ("HEAD", False): "list",
-            ("POST", False): "create",
-            ("PUT", True): "update",
-            ("PATCH", True): "patch",
-            ("DELETE", True): "delete",
-        }.get((req.method, name is not None))
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        verb = _VERBS.get((req.method, name is not None))
         if verb is None:
             raise ApiError(
                 405,
@@ -423,48 +433,50 @@ class KubeApp(FakeApp):
         if verb == "list" and req.arg("watch") in ("true", "1"):
             raise ApiError(405, "MethodNotAllowed", "watch is not supported by the sandbox")
         body = self._body(req) if verb in ("create", "update") else None
-        attr_name = name
-        if verb == "create" and isinstance(body, dict):
-            attr_name = None
+        attr_name = None if verb == "create" and isinstance(body, dict) else name
         self._authorize(user, Attributes(verb, group, resource.plural, namespace, attr_name))
-        store = self.store
         if verb == "list":
-            limit = req.arg("limit")
-            listed = store.list(
+            return self._list(req, resource, namespace)
+        if verb == "get":
+            return Response(200, self.store.get(resource, str(name), namespace))
+        if verb == "delete":
+            deleted = self.store.delete(resource, str(name), namespace)
+            if resource.plural in _DELETE_RETURNS_OBJECT:
+                return Response(200, deleted)
+            return Response(200, _status_success(resource, deleted))
+        if verb in ("create", "update"):
+            return self._write(verb, resource, name, namespace, body)
+        return self._patch(req, resource, str(name), namespace)
+
+    def _list(self, req: Request, resource: Any, namespace: str | None) -> Response:
+        limit = req.arg("limit")
+        return Response(
+            200,
+            self.store.list(
                 resource,
                 namespace,
                 label_selector=req.arg("labelSelector"),
                 field_selector=req.arg("fieldSelector"),
                 limit=int(limit) if limit and limit.isdigit() else None,
                 continue_token=req.arg("continue"),
-            )
-            return Response(200, as_metadata(req.headers.get("accept", ""), listed, many=True))
-        if verb == "get":
-            got = store.get(resource, str(name), namespace)
-            return Response(200, as_metadata(req.headers.get("accept", ""), got, many=False))
-        if verb == "delete":
-            deleted = store.delete(resource, str(name), namespace)
-            if resource.plural in _DELETE_RETURNS_OBJECT:
-                return Response(200, deleted)
-            return Response(200, _status_success(resource, deleted))
+            ),
+        )
+
+    def _write(
+        self, verb: str, resource: Any, name: str | None, namespace: str | None, body: Any
+    ) -> Response:
+        """``create`` (201) or ``update`` (200) of a JSON object body."""
+        if not isinstance(body, dict):
+            raise res.bad_request("the request body must be a JSON object")
+        self._check_kind(resource, body)
         if verb == "create":
-            if not isinstance(body, dict):
-                raise res.bad_request("the request body must be a JSON object")
-            self._check_kind(resource, body)
-            created = store.create(body, resource=resource, namespace=namespace)
-            return Response(201, created)
-        if verb == "update":
-            if not isinstance(body, dict):
-                raise res.bad_request("the request body must be a JSON object")
-            self._check_kind(resource, body)
-            body_name = (body.get("metadata") or {}).get("name")
-            if body_name != name:
-                raise res.bad_request(
-                    f"the name of the object ({body_name}) does not match the name on the URL "
-                    f"({name})"
-                )
-            return Response(200, store.update(body, resource=resource, namespace=namespace))
-        return self._patch(req, resource, str(name), namespace)
+            return Response(201, self.store.create(body, resource=resource, namespace=namespace))
+        body_name = (body.get("metadata") or {}).get("name")
+        if body_name != name:
+            raise res.bad_request(
+                f"the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )
+        return Response(200, self.store.update(body, resource=resource, namespace=namespace))
 
     @staticmethod
     def _check_kind(resource: Resource, body: dict[str, Any]) -> None:
