@@ -193,6 +193,14 @@ def test_up_status_env_down(state_dir: Path, capsys: pytest.CaptureFixture[str])
     assert not _refused(kube_url)
     code, out, _ = _run(capsys, "sandbox", "status", "--dir", str(state_dir), "-o", "json")
     assert all(r["healthy"] for r in json.loads(out)["components"])  # a 500 still answers
+    # OpenBao's front: --stop refuses connections, --start accepts them again
+    bao_url = next(r["endpoint"] for r in rows if r["name"] == "openbao")
+    code, out, err = _run(capsys, "sandbox", "fault", "openbao", "--stop", "--dir", str(state_dir))
+    assert code == 0, err
+    assert _refused(bao_url)
+    code, out, err = _run(capsys, "sandbox", "fault", "openbao", "--start", "--dir", str(state_dir))
+    assert code == 0, err
+    assert not _refused(bao_url)
     code, _, err = _run(capsys, "sandbox", "fault", "etcd", "--clear", "--dir", str(state_dir))
     assert code == 2
     assert "etcd" in err
