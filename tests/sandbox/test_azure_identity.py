@@ -568,6 +568,10 @@ def test_set_versions_list_paging_and_soft_delete(
     with pytest.raises(ResourceNotFoundError) as info:
         client.get_secret("rotating")
     assert info.value.error is not None and info.value.error.code == "SecretNotFound"
+    with pytest.raises(HttpResponseError) as invalid:  # an invalid name is 400, not 404
+        client.get_secret("db_password")
+    assert invalid.value.status_code == 400
+    assert invalid.value.error is not None and invalid.value.error.code == "BadParameter"
     assert client.get_deleted_secret("rotating").name == "rotating"
     with pytest.raises(HttpResponseError) as reuse:  # the name is held until purge or recover
         client.set_secret("rotating", "CANARY-v3")

@@ -32,7 +32,13 @@ from typing import Any
 
 from secretsboot.sandbox._http import FakeApp, Request, Response
 from secretsboot.sandbox.azure.auth import VAULT_AUDIENCES, VAULT_RESOURCE, TokenIssuer
-from secretsboot.sandbox.azure.state import AzureState, SecretVersion, StateError, Vault
+from secretsboot.sandbox.azure.state import (
+    SECRET_NAME_RE,
+    AzureState,
+    SecretVersion,
+    StateError,
+    Vault,
+)
 from secretsboot.sandbox.tokens import TokenError, unverified_claims
 
 _ACTIONS = {
@@ -168,6 +174,11 @@ class KeyVaultApp(FakeApp):
         if parts == ["secrets"] and m == "GET":
             self._authorize(vault, claims, "list", None)
             return self._list(req, vault, None)
+        named = len(parts) >= 2 and parts[0] in ("secrets", "deletedsecrets")
+        if named and not SECRET_NAME_RE.match(parts[1]):  # as Key Vault: 400, not 404
+            return kv_error(
+                400, "BadParameter", f"The request URI contains an invalid name: {parts[1]}"
+            )
         if len(parts) >= 2 and parts[0] == "secrets":
             name = parts[1]
             if len(parts) == 2 and m == "PUT":
