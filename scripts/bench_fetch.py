@@ -176,8 +176,6 @@ template_config {{ exit_on_retry_failure = true }}
 """
     )
     env = base_env(sb)
-    if sb.vault.address.startswith("http://"):  # until the sandbox's OpenBao serves TLS
-        env["SECRETSBOOT_INSECURE_ALLOW_HTTP"] = "1"
     return env, cfg_yaml, hcl, names
 
 

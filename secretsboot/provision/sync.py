@@ -58,13 +58,15 @@ def _read_keyvault(
     from azure.core.exceptions import HttpResponseError, ServiceRequestError
     from azure.keyvault.secrets import SecretClient
 
+    from secretsboot.backends.keyvault import verify_challenge_resource
+
     az = backends.get(System.AZURE)
     if az is None:
         raise UnavailableError(f"azure: --sync-fallbacks needs ARM credentials for {ref}")
-    kwargs: dict[str, Any] = {"verify_challenge_resource": False}
+    url = keyvault_url(spec, ref.store)
+    kwargs: dict[str, Any] = {"verify_challenge_resource": verify_challenge_resource(url)}
     if az.settings.ca_bundle:
         kwargs["connection_verify"] = az.settings.ca_bundle
-    url = keyvault_url(spec, ref.store)
     client = SecretClient(url, az.credential, **kwargs)
     try:
         secret = client.get_secret(ref.path, ref.version)

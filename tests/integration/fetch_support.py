@@ -75,9 +75,6 @@ def make_pod(sb: Any, tmp: Path, *, audiences: list[str] | None = None) -> Pod:
         "AZURE_FEDERATED_TOKEN_FILE": str(wi),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    if sb.vault is not None and sb.vault.address.startswith("http://"):
-        # only while the sandbox's OpenBao listens on plain http: fetch refuses http://
-        env["SECRETSBOOT_INSECURE_ALLOW_HTTP"] = "1"
     if sb.azure is not None:
         env["AZURE_TENANT_ID"] = sb.azure.tenant_id
         env["AZURE_AUTHORITY_HOST"] = sb.azure.authority_host

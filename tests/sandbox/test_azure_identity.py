@@ -221,7 +221,7 @@ def test_access_policy_vault_allows_with_policy_and_denies_without(
         client.get_secret("db-password")
     assert info.value.status_code == 403
     assert info.value.error is not None
-    assert info.value.error.innererror == {"code": "ForbiddenByPolicy"}
+    assert info.value.error.innererror == {"code": "AccessDenied"}
     assert "does not have secrets get permission on key vault 'legacy-kv" in str(info.value)
 
     az.add_access_policy("legacy-kv", mi.principal_id, secrets=["get"])
@@ -229,7 +229,7 @@ def test_access_policy_vault_allows_with_policy_and_denies_without(
     with pytest.raises(HttpResponseError) as listing:  # "get" does not include "list"
         list(client.list_properties_of_secrets())
     assert listing.value.error is not None
-    assert listing.value.error.innererror == {"code": "ForbiddenByPolicy"}
+    assert listing.value.error.innererror == {"code": "AccessDenied"}
 
 
 def test_another_subject_gets_aadsts70021(
@@ -246,12 +246,9 @@ def test_another_subject_gets_aadsts70021(
         cred.get_token("https://vault.azure.net/.default")
     message = str(info.value)
     assert (
-        "AADSTS70021: No matching federated identity record found for presented assertion."
-        in message
+        "AADSTS700213: No matching federated identity record found for presented assertion"
+        " subject 'system:serviceaccount:shop:intruder'" in message
     )
-    assert f"Assertion Issuer: '{oidc.issuer}'" in message
-    assert "Assertion Subject: 'system:serviceaccount:shop:intruder'" in message
-    assert "Assertion Audience: 'api://AzureADTokenExchange'" in message
 
 
 def test_wrong_audience_also_gets_aadsts70021(
@@ -263,7 +260,7 @@ def test_wrong_audience_also_gets_aadsts70021(
 ) -> None:
     token = tmp_path / "token"
     token.write_text(oidc.mint(NS, SA, audience="https://kubernetes.default.svc"), encoding="utf-8")
-    with pytest.raises(ClientAuthenticationError, match="AADSTS70021"):
+    with pytest.raises(ClientAuthenticationError, match="AADSTS700212"):
         wi_credential(az, ca, world["orders"].client_id, token).get_token(
             "https://vault.azure.net/.default"
         )
@@ -776,7 +773,7 @@ def test_propagation_delay_makes_first_attempts_fail(
         az.assign_role(az.vault_id("shop-kv"), mi.principal_id, KEY_VAULT_SECRETS_USER)
         token = tmp_path / "token"
         token.write_text(oidc.mint("shop", "fresh"), encoding="utf-8")
-        with pytest.raises(ClientAuthenticationError, match="AADSTS70021"):
+        with pytest.raises(ClientAuthenticationError, match="AADSTS700213"):
             wi_credential(az, ca, mi.client_id, token).get_token("https://vault.azure.net/.default")
         time.sleep(0.35)
         client = secret_client(az, ca, "shop-kv", wi_credential(az, ca, mi.client_id, token))

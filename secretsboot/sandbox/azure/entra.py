@@ -14,11 +14,13 @@ What MSAL (through azure-identity) calls, checked against msal 1.39:
 
 A presented assertion is checked the way Entra checks it: a federated identity
 credential on the identity must match its issuer, subject and audience exactly
-(else ``AADSTS70021``); then the issuer's ``/.well-known/openid-configuration``
-and ``jwks_uri`` are fetched over HTTPS trusting the sandbox CA (cached, loopback
-issuers only), and the RS256 signature and lifetime are verified. Errors carry
-Entra's body: ``error``, ``error_description`` (``AADSTSnnnn: ...`` with trace and
-correlation ids), ``error_codes``, ``timestamp``, ``trace_id``, ``correlation_id``.
+(else ``AADSTS700211`` issuer, ``700213`` subject, ``7002138`` subject equal only
+case-insensitively, ``700212`` audience; ``70021`` when it has none); then the
+issuer's ``/.well-known/openid-configuration`` and ``jwks_uri`` are fetched over
+HTTPS trusting the sandbox CA (cached, loopback issuers only), and the RS256
+signature and lifetime are verified. Errors carry Entra's body: ``error``,
+``error_description`` (``AADSTSnnnn: ...`` with trace and correlation ids),
+``error_codes``, ``timestamp``, ``trace_id``, ``correlation_id``.
 """
 
 from __future__ import annotations
@@ -399,16 +401,8 @@ class EntraApp(FakeApp):
             else None
         )
         if fic is None:
-            return self.aad_error(
-                401,
-                "invalid_client",
-                70021,
-                "No matching federated identity record found for presented assertion. "
-                f"Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'. "
-                f"Assertion Audience: '{','.join(audiences)}'. "
-                "https://docs.microsoft.com/en-us/azure/active-directory/develop/"
-                "workload-identity-federation",
-            )
+            code, message = self._mismatch(identity, issuer, subject, audiences)
+            return self.aad_error(401, "invalid_client", code, message)
         if identity is None:  # unreachable: a FIC only matches on an identity
             raise RuntimeError("matched a federated credential without an identity")
         try:
@@ -431,6 +425,40 @@ class EntraApp(FakeApp):
         except TokenError as exc:
             return self._assertion_error(exc, claims, _kid(assertion), client_id)
         return self._issue(identity.principal_id, identity.client_id, resource, "2", identity.id)
+
+    def _mismatch(
+        self, identity: Identity | None, issuer: str, subject: str, audiences: list[str]
+    ) -> tuple[int, str]:
+        """The code Entra gives an assertion no credential matches: 700211 (issuer),
+        700213 (subject; also what a credential still propagating gives), 7002138 (the
+        subject matches only when case is ignored), 700212 (audience); 70021 when the
+        identity has no credential at all."""
+        now = time.monotonic()
+        with self.state.lock:
+            fics = list(identity.federated.values()) if identity is not None else []
+        seen = [f for f in fics if f.effective_at <= now]
+        lead = "No matching federated identity record found for presented assertion"
+        tail = (
+            ". Please check your federated identity credential Subject, Audience and Issuer "
+            "against the presented assertion. https://learn.microsoft.com/entra/workload-id/"
+            "workload-identity-federation"
+        )
+        same_issuer = [f for f in seen if f.issuer == issuer]
+        same_subject = [f for f in same_issuer if f.subject == subject]
+        if not fics:
+            return 70021, lead + tail
+        if not seen:  # created, not yet propagated: reported as a subject mismatch
+            return 700213, f"{lead} subject '{subject}'{tail}"
+        if not same_issuer:
+            return 700211, f"{lead} issuer '{issuer}'{tail}"
+        if same_subject:
+            return 700212, f"{lead} audience '{','.join(audiences)}'{tail}"
+        if any(f.subject.lower() == subject.lower() for f in same_issuer):
+            return 7002138, (
+                f"The presented assertion subject '{subject}' matches a federated identity "
+                f"record only when case is ignored; subjects are compared case-sensitively{tail}"
+            )
+        return 700213, f"{lead} subject '{subject}'{tail}"
 
     def _assertion_error(
         self, exc: TokenError, claims: dict[str, Any], kid: str, client_id: str

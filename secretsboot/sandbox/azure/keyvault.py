@@ -16,7 +16,9 @@ connection_verify=CA)`` sees it:
   Secrets User / Officer / Administrator / Reader data actions, looked up by the
   token's ``oid``); access-policy vaults by ``accessPolicies[].permissions.secrets``;
   denials are 403 ``Forbidden`` with inner code ``ForbiddenByRbac`` or
-  ``ForbiddenByPolicy`` and Azure's wording; a missing secret is 404 ``SecretNotFound``;
+  ``AccessDenied`` and Azure's wording; a missing secret is 404 ``SecretNotFound``; a
+  disabled secret 403 ``SecretDisabled``; with ``firewall_closed`` set, every
+  authenticated request is 403 ``ForbiddenByFirewall`` (the vault's network rules);
 * ``PUT /secrets/{name}``, ``GET /secrets/{name}[/{version}]``,
   ``PATCH /secrets/{name}/{version}``, ``GET /secrets`` and
   ``GET /secrets/{name}/versions`` (paged with ``maxresults`` and an absolute
@@ -89,6 +91,8 @@ class KeyVaultApp(FakeApp):
         self.tokens = issuer
         self.vault_name = vault_name
         self.name = f"keyvault-{vault_name}"
+        #: deny every caller as network rules that do not include the pod's address do
+        self.firewall_closed = False
 
     @property
     def url(self) -> str:
@@ -136,6 +140,15 @@ class KeyVaultApp(FakeApp):
         except TokenError as exc:
             return kv_error(
                 401, "Unauthorized", self._token_message(exc, token), headers=self._challenge()
+            )
+        if self.firewall_closed:
+            return kv_error(
+                403,
+                "Forbidden",
+                "Client address is not authorized and caller is not a trusted service.\r\n"
+                f"Client address: {req.client}\r\nCaller: {self._caller(claims)}\r\n"
+                f"Vault: {vault.name};location={vault.location}",
+                "ForbiddenByFirewall",
             )
         api_version = req.arg("api-version")
         if not api_version:
@@ -246,7 +259,7 @@ class KeyVaultApp(FakeApp):
             f"{_POLICY[op]} permission on key vault '{vault.name};location={vault.location}'. "
             "For help resolving this issue, please see https://go.microsoft.com/fwlink/"
             "?linkid=2125287",
-        ).with_inner("ForbiddenByPolicy")
+        ).with_inner("AccessDenied")
 
     # ---- bodies ------------------------------------------------------------------
 
