@@ -137,7 +137,7 @@ def test_unavailable_source_falls_back_after_retries(sandbox: Any, tmp_path: Pat
         pod,
         [{"name": "v", "from": "vault://secret/x/y#v", "fallback": ["k8s://spare#v"]}],
         vault={
-            "address": f"http://127.0.0.1:{_closed_port()}",
+            "address": f"https://127.0.0.1:{_closed_port()}",
             "auth": {"method": "kubernetes", "role": "r"},
         },
     )
