@@ -25,6 +25,7 @@ from secretsboot.transport.status import keyvault_error
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
     from secretsboot.backends.base import StoreContext
     from secretsboot.contract import AzureConfig
@@ -164,13 +165,14 @@ class KeyVault:
 
     def version(self, ref: Ref, deadline: Deadline) -> str:
         """The current version id, from ``GET /secrets/{name}/versions`` (attributes only,
-        no value; the newest ``created`` wins, as "latest" does). A pinned ``@VERSION``
+        no value; the newest ``created`` wins, as "latest" does; a tie within one second is
+        settled by ``GET /secrets/{name}``). A pinned ``@VERSION``
         is itself. Without the list permission (an access policy with ``get`` only),
         falls back to ``GET /secrets/{name}`` and keeps only the id."""
         if ref.version:
             return ref.version
         path = f"/secrets/{quote(ref.path)}/versions?api-version={API_VERSION}&maxresults=25"
-        newest: tuple[int, str] | None = None
+        newest: tuple[int, list[str]] = (-1, [])
         url = self._config.vault_url(ref.store)
         while path:
             resp = self._request(ref.store, path, deadline)
@@ -181,15 +183,19 @@ class KeyVault:
             body = resp.json()
             page = body.get("value") if isinstance(body, dict) else None
             for item in page if isinstance(page, list) else []:
-                attrs = item.get("attributes") if isinstance(item, dict) else None
-                created = attrs.get("created") if isinstance(attrs, dict) else None
-                ident = item.get("id") if isinstance(item, dict) else None
-                if isinstance(created, int) and isinstance(ident, str):
-                    newest = max(newest or (created, ""), (created, ident.rsplit("/", 1)[-1]))
+                created, ident = _created_and_id(item)
+                if created < 0:
+                    continue
+                if created > newest[0]:
+                    newest = (created, [ident])
+                elif created == newest[0]:
+                    newest[1].append(ident)
             path = _same_origin_path(body.get("nextLink") if isinstance(body, dict) else None, url)
-        if newest is None:
+        if not newest[1]:
             raise UnavailableError(f"Key Vault {ref.store} listed no version of {ref}")
-        return newest[1]
+        if len(newest[1]) > 1:  # created in the same second: only "latest" can tell
+            return self._version_by_get(ref, deadline)
+        return newest[1][0]
 
     def _version_by_get(self, ref: Ref, deadline: Deadline) -> str:
         path = f"/secrets/{quote(ref.path)}/?api-version={API_VERSION}"
@@ -207,6 +213,16 @@ class KeyVault:
             clients, self._clients = list(self._clients.values()), {}
         for c in clients:
             c.close()  # the token source belongs to the caller, who closes it
+
+
+def _created_and_id(item: Any) -> tuple[int, str]:
+    """``(attributes.created, version id)`` of a listed version; (-1, "") if unreadable."""
+    attrs = item.get("attributes") if isinstance(item, dict) else None
+    created = attrs.get("created") if isinstance(attrs, dict) else None
+    ident = item.get("id") if isinstance(item, dict) else None
+    if not isinstance(created, int) or not isinstance(ident, str):
+        return -1, ""
+    return created, ident.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _same_origin_path(link: object, url: str) -> str:

@@ -139,3 +139,33 @@ def test_fetch_exits_within_timeout_plus_one_second(
     assert result.returncode == 5, result.stderr
     assert elapsed < 4.0, f"{behaviour}: {elapsed:.2f} s"
     assert not (tmp_path / "out" / "db").exists()
+
+
+@pytest.mark.parametrize(
+    ("variables", "what"),
+    [
+        ({"VAULT_ADDR": "http://127.0.0.1:9", "SECRETSBOOT_SECRETS": "db=vault://secret/x#k",
+          "SECRETSBOOT_VAULT_ROLE": "r"}, "Vault"),
+        ({"AZURE_AUTHORITY_HOST": "http://127.0.0.1:9", "AZURE_TENANT_ID": "t",
+          "AZURE_CLIENT_ID": "c", "AZURE_FEDERATED_TOKEN_FILE": "/dev/null",
+          "SECRETSBOOT_SECRETS": "db=keyvault://kvshop/db"}, "Entra ID"),
+    ],
+)  # fmt: skip
+def test_cleartext_is_refused_with_exit_2_unless_the_dev_setting_says_so(
+    tmp_path: Path, variables: dict[str, str], what: str
+) -> None:
+    (tmp_path / "token").write_text("a-service-account-jwt")
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "SECRETSBOOT_SERVICEACCOUNT_DIR": str(tmp_path), **variables}  # fmt: skip
+    out = str(tmp_path / "out")
+    argv = [sys.executable, "-m", "secretsboot", "fetch", "-o", out, "--timeout", "2"]
+    refused = subprocess.run(argv, env=base, capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 2, refused.stderr
+    assert f"the {what} URL http://127.0.0.1:9 is http://" in refused.stderr
+    assert "use https://" in refused.stderr
+    allowed = subprocess.run(
+        argv, env={**base, "SECRETSBOOT_INSECURE_ALLOW_HTTP": "1"},
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert "WARNING: SECRETSBOOT_INSECURE_ALLOW_HTTP=1" in allowed.stderr
+    assert allowed.returncode != 2, allowed.stderr  # it got as far as the network
