@@ -152,16 +152,20 @@ class KeyVault:
             resp.retry_after,
         )
 
-    def get(self, ref: Ref, deadline: Deadline) -> SecretValue:
-        """``GET {vault}/secrets/{name}/{version}?api-version=7.4`` with a bearer token."""
+    def _bundle(self, ref: Ref, deadline: Deadline, field: str) -> str:
+        """``field`` of the secret bundle of ``GET /secrets/{name}/{version}``."""
         path = f"/secrets/{quote(ref.path)}/{quote(ref.version or '')}?api-version={API_VERSION}"
         resp = self._request(ref.store, path, deadline)
         if resp.status != 200:
             raise self._error(resp, ref)
         body = resp.json()
-        if isinstance(body, dict) and isinstance(body.get("value"), str):
-            return SecretValue(body["value"])
+        if isinstance(body, dict) and isinstance(body.get(field), str):
+            return str(body[field])
         raise UnavailableError(f"Key Vault {ref.store} sent an unreadable reply for {ref}")
+
+    def get(self, ref: Ref, deadline: Deadline) -> SecretValue:
+        """``GET {vault}/secrets/{name}/{version}?api-version=7.4`` with a bearer token."""
+        return SecretValue(self._bundle(ref, deadline, "value"))
 
     def version(self, ref: Ref, deadline: Deadline) -> str:
         """The current version id, from ``GET /secrets/{name}/versions`` (attributes only,
@@ -198,15 +202,7 @@ class KeyVault:
         return newest[1][0]
 
     def _version_by_get(self, ref: Ref, deadline: Deadline) -> str:
-        path = f"/secrets/{quote(ref.path)}/?api-version={API_VERSION}"
-        resp = self._request(ref.store, path, deadline)
-        if resp.status != 200:
-            raise self._error(resp, ref)
-        body = resp.json()
-        ident = body.get("id") if isinstance(body, dict) else None
-        if not isinstance(ident, str):
-            raise UnavailableError(f"Key Vault {ref.store} sent an unreadable reply for {ref}")
-        return ident.rstrip("/").rsplit("/", 1)[1]
+        return self._bundle(ref, deadline, "id").rstrip("/").rsplit("/", 1)[-1]
 
     def close(self, deadline: Deadline | None = None) -> None:
         with self._lock:
