@@ -81,6 +81,9 @@ def require_tls(url: str, what: str, env: Mapping[str, str] | None = None) -> No
     allows it; then warn on stderr, once per URL and run."""
     if not url.lower().startswith("http://"):
         return
+    scheme, _, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    url = f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"  # never a password
     if not is_cleartext_allowed(env):
         raise BadInputError(
             f"the {what} URL {url} is http://: secretsboot sends tokens over TLS only",

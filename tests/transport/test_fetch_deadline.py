@@ -158,7 +158,7 @@ def test_cleartext_is_refused_with_exit_2_unless_the_dev_setting_says_so(
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "SECRETSBOOT_SERVICEACCOUNT_DIR": str(tmp_path), **variables}  # fmt: skip
     out = str(tmp_path / "out")
-    argv = [sys.executable, "-m", "secretsboot", "fetch", "-o", out, "--timeout", "2"]
+    argv = [sys.executable, "-m", "secretsboot", "fetch", "--out", out, "--timeout", "2"]
     refused = subprocess.run(argv, env=base, capture_output=True, text=True, timeout=30)
     assert refused.returncode == 2, refused.stderr
     assert f"the {what} URL http://127.0.0.1:9 is http://" in refused.stderr

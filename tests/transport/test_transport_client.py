@@ -124,6 +124,10 @@ def test_http_is_refused_unless_the_development_setting_is_on(
     HttpClient("http://127.0.0.1:8201", what="Vault", env={"SECRETSBOOT_INSECURE_ALLOW_HTTP": "1"})
     assert "WARNING" in capsys.readouterr().err
     HttpClient("http://127.0.0.1:8202", what="IMDS", env={}, cleartext_ok=True)  # by design
+    with pytest.raises(BadInputError) as info:
+        HttpClient("http://user:CANARY-pw@127.0.0.1:8203/v", what="Vault", env={})
+    assert "CANARY" not in str(info.value)
+    assert "http://127.0.0.1:8203/v" in str(info.value)
 
 
 def test_helpers() -> None:
