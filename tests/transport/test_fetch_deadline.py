@@ -137,7 +137,13 @@ def test_fetch_exits_within_timeout_plus_one_second(
         )  # fmt: skip
         elapsed = time.monotonic() - started
     assert result.returncode == 5, result.stderr
-    assert elapsed < 4.0, f"{behaviour}: {elapsed:.2f} s"
+    # N+1 s, plus what merely starting the interpreter and importing the fetch path costs
+    # on this machine right now (the deadline starts with the fetch; on a quiet machine
+    # that start is ~0.1 s, under the load of a shared CI box it can be a second)
+    begun = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import secretsboot.fetch._cli"], env=env, check=True)
+    start_cost = time.monotonic() - begun
+    assert elapsed < 4.0 + start_cost, f"{behaviour}: {elapsed:.2f} s (start {start_cost:.2f} s)"
     assert not (tmp_path / "out" / "db").exists()
 
 
