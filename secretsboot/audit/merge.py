@@ -30,6 +30,7 @@ import heapq
 import html
 import io
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ from secretsboot.errors import BadInputError
 TOP_FINDINGS = 100
 SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
 _RANK = {s.label: int(s) for s in Severity}
+# the audit writes each workload and finding on one line, keys in a fixed order
+_APPROACH = re.compile(r'\{"id":"([^"\\]*)","mode":')
+_FINDING = re.compile(r'\{"rule_id":"([^"\\]*)","title":"((?:[^"\\]|\\.)*)","severity":"(\w+)"')
 
 
 def _events(stream: TextIO, name: str) -> Iterator[tuple[str, Any]]:
@@ -59,8 +63,10 @@ def _events(stream: TextIO, name: str) -> Iterator[tuple[str, Any]]:
         if array is not None:
             if line == "]":
                 array = None
+            elif line[:1] != "{":
+                raise BadInputError(f"{name}: not a secretsboot JSON report (a broken array)")
             else:
-                yield array, _loads(line, name)
+                yield array, line  # read lazily: most lines need only a few fields
             continue
         key, sep, value = line.partition(":")
         if not sep:
@@ -150,22 +156,49 @@ class Fleet:
                 counts[cluster.name] += counts.pop("")
         return cluster
 
-    def _workload(self, cluster: Cluster, doc: dict[str, Any]) -> None:
+    def _workload(self, cluster: Cluster, doc: dict[str, Any] | str) -> None:
         cluster.workloads += 1
-        for approach in {str(a.get("id")) for a in doc.get("approaches") or ()}:
+        if isinstance(doc, str):  # a line of the audit's own layout: approaches by pattern
+            ids = set(_APPROACH.findall(doc))
+        else:
+            ids = {str(a.get("id")) for a in doc.get("approaches") or ()}
+        for approach in ids:
             self.approaches[approach] += 1
             self.approach_clusters.setdefault(approach, Counter())[""] += 1
 
-    def _finding(self, cluster: Cluster, doc: dict[str, Any]) -> None:
+    def _finding(self, cluster: Cluster, doc: dict[str, Any] | str) -> None:
+        if isinstance(doc, str):
+            fields = _FINDING.match(doc)
+            if fields is None:
+                self._finding(cluster, _loads(doc, cluster.file))
+                return
+            else:
+                if '"suppressed":true' in doc or '"baseline":true' in doc:
+                    return
+                rule, title, severity = fields.groups()
+                self._count(cluster, rule, severity, json.loads(f'"{title}"'))
+                rank = _RANK.get(severity, 0)
+                if len(self.top) < TOP_FINDINGS or (rank, -self._seq - 1) > self.top[0][:2]:
+                    self._keep(cluster, rank, _loads(doc, cluster.file))
+                else:
+                    self._seq += 1
+                return
         if doc.get("suppressed") or doc.get("baseline"):
             return
         rule, severity = str(doc.get("rule_id")), str(doc.get("severity"))
+        self._count(cluster, rule, severity, str(doc.get("title") or ""))
+        self._keep(cluster, _RANK.get(severity, 0), doc)
+
+    def _count(self, cluster: Cluster, rule: str, severity: str, title: str) -> None:
         cluster.open[severity] += 1
         self.rules.setdefault(rule, Counter())[severity] += 1
         self.rule_clusters.setdefault(rule, Counter())[""] += 1
-        self.rule_titles.setdefault(rule, str(doc.get("title") or ""))
+        self.rule_titles.setdefault(rule, title)
+
+    def _keep(self, cluster: Cluster, rank: int, doc: dict[str, Any]) -> None:
+        """Keep ``doc`` if it is among the worst :data:`TOP_FINDINGS` so far."""
         self._seq += 1
-        entry = (_RANK.get(severity, 0), -self._seq, {**doc, "cluster": cluster.file})
+        entry = (rank, -self._seq, {**doc, "cluster": cluster.file})
         if len(self.top) < TOP_FINDINGS:
             heapq.heappush(self.top, entry)
         elif entry[:2] > self.top[0][:2]:
@@ -312,9 +345,10 @@ def write_sarif(fleet: Fleet, stream: TextIO) -> None:
         stream.write(("," if n else "") + encode(head)[:-1] + ',"results":[\n')
         first = True
         with open(cluster.file, encoding="utf-8") as fh:
-            for member, doc in _events(fh, cluster.file):
+            for member, item in _events(fh, cluster.file):
                 if member != "findings":
                     continue
+                doc = _loads(item, cluster.file) if isinstance(item, str) else item
                 result = _sarif_result(doc, cluster.name, index, LEVEL)
                 stream.write(("" if first else ",\n") + encode(result))
                 first = False
