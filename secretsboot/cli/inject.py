@@ -1,13 +1,20 @@
-"""``secretsboot inject -f SPEC [--service NAME] FILE... | -``."""
+"""``secretsboot inject -f SPEC [--service NAME] [--out FILE] [-o yaml|json] FILE... | -``.
+
+The spec is ``-f/--file`` as everywhere; ``-o/--output`` is the format of the
+printed manifests; ``--out FILE`` writes them to a file (atomically) and says
+where on stderr; ``-q`` leaves only errors on stderr.
+"""
 
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from secretsboot._fs import atomic_write_text
 from secretsboot.cli import options
 from secretsboot.errors import BadInputError
 
@@ -40,6 +47,11 @@ def _read_inputs(files: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+class ManifestFormat(StrEnum):
+    YAML = "yaml"
+    JSON = "json"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("inject")
     def inject(
@@ -48,7 +60,7 @@ def register(app: typer.Typer) -> None:
             typer.Argument(help="Manifest files or folders; '-' reads stdin.", show_default=False),
         ],
         spec_file: Annotated[
-            Path, typer.Option("--spec", "-f", help="The spec (secretsboot.yaml).")
+            Path, typer.Option("--file", "-f", help="The spec (secretsboot.yaml).")
         ],
         service: Annotated[
             str | None,
@@ -68,6 +80,14 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--image", help="Init-container image (default: this version's)."),
         ] = None,
+        output: Annotated[
+            ManifestFormat,
+            typer.Option("--output", "-o", help="Format: a YAML stream, or one JSON List."),
+        ] = ManifestFormat.YAML,
+        out: Annotated[
+            Path | None,
+            typer.Option("--out", help="Write the manifests to this file instead of stdout."),
+        ] = None,
     ) -> None:
         """Add the secretsboot init container to matching workloads; print the manifests.
 
@@ -75,7 +95,12 @@ def register(app: typer.Typer) -> None:
         secretsboot.dev/service, or by having the service's name. Other objects are
         printed unchanged. Injecting twice gives the same output as once.
         """
-        from secretsboot.inject import DEFAULT_IMAGE, dump_documents, inject_documents
+        from secretsboot.inject import (
+            DEFAULT_IMAGE,
+            dump_documents,
+            dump_json_list,
+            inject_documents,
+        )
         from secretsboot.inject import load_documents as load
         from secretsboot.spec import load_spec
 
@@ -86,8 +111,15 @@ def register(app: typer.Typer) -> None:
         result = inject_documents(
             docs, spec, service=service, image=image or DEFAULT_IMAGE, with_config=with_config
         )
-        sys.stdout.write(dump_documents(result.documents))
-        sys.stdout.flush()
+        dump = dump_json_list if output is ManifestFormat.JSON else dump_documents
+        text = dump(result.documents)
+        if out is not None:
+            atomic_write_text(out, text)
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
         if not options().quiet:
             for line in result.summary_lines():
                 typer.echo(line, err=True)
+            if out is not None:
+                typer.echo(f"wrote {out}", err=True)
