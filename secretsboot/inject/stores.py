@@ -7,15 +7,8 @@ and which extra audience-bound tokens to project (Vault ``jwt`` login must not
 accept a token that the API server accepts too). Key Vault needs nothing from
 us: the workload-identity webhook projects the Azure token itself.
 
->>> from secretsboot.spec import load_spec_text
->>> spec = load_spec_text('''
-... apiVersion: secretsboot/v1
-... kind: SecretsbootSpec
-... services:
-...   - {name: orders, identity: none, secrets: [{name: db, from: "k8s://orders-db#password"}]}
-... ''')
->>> mounts_for(spec.service("orders"), spec)
-Mounts(api_token=True, tokens=())
+>>> STORES["k8s"](None, None) | Mounts(tokens=(("vault-token", "vault"),))
+Mounts(api_token=True, tokens=(('vault-token', 'vault'),))
 """
 
 from __future__ import annotations

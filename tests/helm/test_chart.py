@@ -42,8 +42,8 @@ EVERY_VALUE = (
 )
 
 
-def _render(helm: Helm, *values: str) -> list[dict[str, Any]]:
-    out = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, *values).stdout
+def _render(helm: Helm, *values: str, release: str = RELEASE) -> list[dict[str, Any]]:
+    out = helm("template", release, str(CHART), "--namespace", NAMESPACE, *values).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -76,38 +76,66 @@ def test_every_object_validates_strictly(helm: Helm, values: tuple[str, ...]) ->
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
+@pytest.mark.parametrize("audited", ["", "shop"], ids=["every-namespace", "one-namespace"])
 def test_our_audit_of_the_chart_reports_no_high_finding(
-    helm: Helm, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    helm: Helm, tmp_path: Path, capsys: pytest.CaptureFixture[str], audited: str
 ) -> None:
     path = tmp_path / "chart.yaml"
-    path.write_text(helm("template", RELEASE, str(CHART), "-n", NAMESPACE).stdout)
+    values = ("--set", f"namespace={audited}")
+    path.write_text(helm("template", RELEASE, str(CHART), "-n", NAMESPACE, *values).stdout)
     code = main(["audit", "-o", "json", "--severity-threshold", "high", str(path)])
     report = json.loads(capsys.readouterr().out)
     assert code == 0
     assert report["errors"] == []
     counted = [f for f in report["findings"] if not f["suppressed"] and not f["baseline"]]
     assert [f for f in counted if f["severity"] in ("high", "critical")] == []
-    # the one deliberate exception is suppressed inline, with its reason, and reported
-    (suppressed,) = [f for f in report["findings"] if f["suppressed"]]
-    assert suppressed["rule_id"] == "SB402" and "metadata" in suppressed["suppression_reason"]
+    suppressed = [f for f in report["findings"] if f["suppressed"]]
+    if audited:  # a RoleBinding in one namespace: nothing to excuse
+        assert suppressed == []
+    else:  # the one deliberate exception is suppressed inline, with its reason, and reported
+        (finding,) = suppressed
+        assert finding["rule_id"] == "SB402" and "metadata" in finding["suppression_reason"]
 
 
-def test_cluster_role_is_list_on_exactly_the_kinds_the_live_audit_reads(
-    rendered: list[dict[str, Any]],
-) -> None:
+def _grants(docs: list[dict[str, Any]], binding_kind: str) -> dict[str, set[str]]:
+    """What the chart's ServiceAccount may list through bindings of ``binding_kind``."""
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole"}
     granted: dict[str, set[str]] = defaultdict(set)
-    for rule in _one(rendered, "ClusterRole")["rules"]:
-        assert rule["verbs"] == ["list"]
-        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
-        for group in rule["apiGroups"]:
-            granted[group].update(rule["resources"])
+    for binding in (d for d in docs if d["kind"] == binding_kind):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": FULL, "namespace": NAMESPACE}
+        ]
+        for rule in roles[binding["roleRef"]["name"]]["rules"]:
+            assert rule["verbs"] == ["list"]
+            assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+            for group in rule["apiGroups"]:
+                granted[group].update(rule["resources"])
+    return dict(granted)
+
+
+def _kinds(*, namespaced: bool | None = None) -> dict[str, set[str]]:
     needed: dict[str, set[str]] = defaultdict(set)
     for kind in KINDS:
-        needed[kind.group].add(kind.plural)
-    assert dict(granted) == dict(needed)
-    binding = _one(rendered, "ClusterRoleBinding")
-    assert binding["roleRef"]["name"] == FULL
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULL, "namespace": NAMESPACE}]
+        if namespaced is None or kind.namespaced is namespaced:
+            needed[kind.group].add(kind.plural)
+    return dict(needed)
+
+
+def test_every_namespace_cluster_role_is_list_on_exactly_the_kinds_the_audit_reads(
+    rendered: list[dict[str, Any]],
+) -> None:
+    assert _grants(rendered, "ClusterRoleBinding") == _kinds()
+    assert not [d for d in rendered if d["kind"] == "RoleBinding"]
+
+
+def test_one_namespace_gets_a_role_binding_there_and_only_cluster_kinds_cluster_wide(
+    helm: Helm,
+) -> None:
+    docs = _render(helm, "--set", "namespace=shop")
+    assert _grants(docs, "ClusterRoleBinding") == _kinds(namespaced=False)
+    (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert binding["metadata"]["namespace"] == "shop"
+    assert _grants(docs, "RoleBinding") == _kinds(namespaced=True)
 
 
 def test_pod_is_restricted_and_only_it_gets_a_token(rendered: list[dict[str, Any]]) -> None:
@@ -195,15 +223,27 @@ def _create(store: Any, obj: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize(
+    ("release", "audited"), [(RELEASE, ""), ("team", "audited")], ids=["every-ns", "one-ns"]
+)
 def test_cronjob_audit_runs_with_the_chart_role_only(
-    helm: Helm, sandbox: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    helm: Helm,
+    sandbox: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    release: str,
+    audited: str,
 ) -> None:
     kube = sandbox.kube
-    docs = _render(helm)
-    _create(kube.store, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
-        _create(kube.store, _one(docs, kind))
-    token = kube.mint_token(NAMESPACE, FULL, audiences=kube.app.api_audiences)
+    docs = _render(helm, "--set", f"namespace={audited}", release=release)
+    for ns in {NAMESPACE, audited} - {""}:
+        _create(kube.store, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    rbac = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "RoleBinding")
+    for doc in docs:
+        if doc["kind"] in rbac:
+            _create(kube.store, doc)
+    account = f"{release}-secretsboot-audit"
+    token = kube.mint_token(NAMESPACE, account, audiences=kube.app.api_audiences)
     config = _kubeconfig(tmp_path / "kubeconfig", kube.url, sandbox.ca_path, token)
     pod = _pod_spec(docs)
     before = len(kube.app.calls)

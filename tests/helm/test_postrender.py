@@ -52,6 +52,13 @@ def _template(
     )
 
 
+def _executable(stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``secretsboot-postrender`` as Helm 3 runs it: a subprocess, stdin to stdout."""
+    return subprocess.run(
+        [str(POSTRENDER), *args], input=stdin, capture_output=True, text=True, check=False
+    )
+
+
 @pytest.fixture(scope="module")
 def plain(helm: Helm) -> str:
     return _template(helm).stdout
@@ -89,14 +96,9 @@ def test_every_upgrade_renders_the_same_and_a_second_pass_changes_nothing(
     first = _template(helm, "--post-renderer", plugin, env=env).stdout
     again = _template(helm, "--post-renderer", plugin, env=env).stdout
     assert again == first  # helm upgrade re-renders: no drift between revisions
-    injected = subprocess.run(
-        [str(POSTRENDER), "-f", str(SPEC)],
-        input=first,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert _objects(injected) == _objects(first)
+    injected = _executable(first, "-f", str(SPEC))
+    assert injected.returncode == 0, injected.stderr
+    assert _objects(injected.stdout) == _objects(first)
 
 
 def test_a_bad_spec_makes_helm_fail_with_our_one_line_error(
@@ -125,13 +127,7 @@ def test_no_spec_at_all_fails_helm_and_says_how_to_pass_one(helm: Helm, plugin: 
 
 
 def test_executable_form_reads_stdin_writes_stdout(plain: str, expected: list[Any]) -> None:
-    proc = subprocess.run(
-        [str(POSTRENDER), "--file", str(SPEC)],
-        input=plain,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = _executable(plain, "--file", str(SPEC))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert _objects(proc.stdout) == expected
