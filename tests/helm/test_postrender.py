@@ -76,6 +76,8 @@ def test_helm4_plugin_with_the_spec_in_the_environment_equals_inject(
 ) -> None:
     out = _template(helm, "--post-renderer", plugin, env={"SECRETSBOOT_SPEC": str(SPEC)})
     assert _objects(out.stdout) == expected
+    # Helm's file bookkeeping went through us intact: each object keeps its source
+    assert "# Source: orders/templates/deployment.yaml" in out.stdout
     deployment = next(o for o in expected if o["metadata"]["name"] == "orders")
     init = deployment["spec"]["template"]["spec"]["initContainers"]
     assert [c["name"] for c in init] == [INIT_CONTAINER]
