@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from secretsboot.contract import VAULT_JWT_TOKEN_PATH
-from secretsboot.errors import BadInputError
 from secretsboot.spec import ServiceSpec, Spec
 
 #: the file name of the Vault-audience token, as the contract's fetch reads it
@@ -42,6 +41,10 @@ class Mounts:
 
 #: scheme -> what a service reading from that store needs (``spec`` is None when unknown).
 StoreMounts = Callable[[ServiceSpec, "Spec | None"], Mounts]
+
+
+def _nothing(svc: ServiceSpec, spec: Spec | None) -> Mounts:
+    return Mounts()
 
 
 def _keyvault(svc: ServiceSpec, spec: Spec | None) -> Mounts:
@@ -76,16 +79,14 @@ def _schemes(svc: ServiceSpec) -> Iterable[str]:
 
 
 def mounts_for(svc: ServiceSpec, spec: Spec | None = None) -> Mounts:
-    """Everything the stores of ``svc`` need, merged (order of first use)."""
+    """Everything the stores of ``svc`` need, merged (order of first use).
+
+    A scheme with no entry here (a new store, before it says what it needs)
+    mounts nothing: its backend brings its own credentials.
+    """
     out = Mounts()
     for scheme in _schemes(svc):
-        entry = STORES.get(scheme)
-        if entry is None:
-            raise BadInputError(
-                f"service {svc.name}: inject does not know the store scheme {scheme}://",
-                hint="add it to STORES in secretsboot/inject/stores.py",
-            )
-        out = out | entry(svc, spec)
+        out = out | STORES.get(scheme, _nothing)(svc, spec)
     return out
 
 
