@@ -9,7 +9,7 @@
 # or the debootstrap root filesystem the script imports where none is.
 #
 # The package goes in with --no-deps, then everything fetch/run never import is
-# removed (the CLI app, provision, audit, inject, spec, the sandbox and the demo), so
+# removed (the CLI app, provision, audit, inject, spec, the sandbox with the demo), so
 # the image holds no Typer, Rich, pydantic, SDK or sandbox. It runs as a numeric
 # non-root user with an exec-form entrypoint, on a read-only root filesystem
 # (bytecode is compiled at build time).
