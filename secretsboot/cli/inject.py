@@ -88,6 +88,22 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--out", help="Write the manifests to this file instead of stdout."),
         ] = None,
+        refresh: Annotated[
+            str | None,
+            typer.Option(
+                "--refresh",
+                metavar="INTERVAL",
+                help="Keep the secrets fresh: the fetch container becomes a native sidecar "
+                "re-checking every INTERVAL (Kubernetes >= 1.29).",
+            ),
+        ] = None,
+        refresh_sidecar: Annotated[
+            str,
+            typer.Option(
+                "--refresh-sidecar",
+                help="native (restartPolicy: Always) or container (older clusters; not for Jobs).",
+            ),
+        ] = "native",
     ) -> None:
         """Add the secretsboot init container to matching workloads; print the manifests.
 
@@ -112,6 +128,10 @@ def register(app: typer.Typer) -> None:
             docs, spec, service=service, image=image or DEFAULT_IMAGE, with_config=with_config
         )
         dump = dump_json_list if output is ManifestFormat.JSON else dump_documents
+        if refresh is not None:
+            from secretsboot.inject.refresh import refresh_documents
+
+            refresh_documents(result.documents, refresh, refresh_sidecar)
         text = dump(result.documents)
         if out is not None:
             atomic_write_text(out, text)
