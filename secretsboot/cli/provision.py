@@ -83,17 +83,28 @@ def plan_command(
     only: OnlyOption = None,
     sync_fallbacks: SyncOption = False,
 ) -> None:
-    """Show what provision would change: create, update (field by field), delete (--prune).
+    """Show what provision would change: add, change (field by field), destroy or release
+    (--prune), after checking every reference the spec makes.
 
-    Exit 0: nothing to do; 10: changes pending; other codes: errors.
+    Exit 0: nothing to do; 10: changes pending; another code when a check failed (a
+    missing Key Vault, mount or issuer...: the first is named with its fix).
     """
-    from secretsboot.errors import PlanChangesPending
-
     with _connect(file, only, prune, sync_fallbacks) as prov:
         plan = prov.plan()
+    _finish_plan(plan, output)
+
+
+def _finish_plan(plan: Plan, output: OutputFormat) -> None:
+    """Print the plan; a failed check is an error; pending changes are exit 10, quietly."""
+    from secretsboot.errors import ExitCode
+    from secretsboot.provision.apply import refusal
+
     _print_plan(plan, output)
+    refused = refusal(plan)
+    if refused is not None:
+        raise refused
     if plan.has_changes:
-        raise PlanChangesPending(f"{len(plan.pending)} change(s) pending")
+        raise typer.Exit(int(ExitCode.CHANGES_PENDING))
 
 
 def provision_command(
@@ -120,16 +131,12 @@ def provision_command(
     """Create or update identities, grants, service accounts, RBAC and Vault roles."""
     import sys
 
-    from secretsboot.errors import PlanChangesPending
-
     with _connect(file, only, prune, sync_fallbacks, configmaps=out is None) as prov:
         plan = prov.plan()
         if out is not None and not dry_run:
             _write_out(prov, out)
         if dry_run:
-            _print_plan(plan, output)
-            if plan.has_changes:
-                raise PlanChangesPending(f"{len(plan.pending)} change(s) pending")
+            _finish_plan(plan, output)
             return
         if not plan.has_changes:
             _print_plan(plan, output)

@@ -28,10 +28,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from secretsboot.errors import BadInputError, SecretsbootError, UnavailableError
+from secretsboot.errors import (
+    BadInputError,
+    DeniedError,
+    NotFoundError,
+    SecretsbootError,
+    UnavailableError,
+)
 from secretsboot.provision import desired as desired_mod
 from secretsboot.provision.desired import FIC_LIMIT, DesiredState, IdentityInfo
 from secretsboot.provision.model import (
+    ANY_VALUE,
     Action,
     Change,
     Desired,
@@ -42,6 +49,7 @@ from secretsboot.provision.model import (
     System,
     diff,
 )
+from secretsboot.provision.ownership import stamp
 from secretsboot.secret import SecretValue
 from secretsboot.spec import Spec
 
@@ -83,6 +91,26 @@ class _State:
     fallback_values: dict[tuple[str, str, str], SecretValue]
 
 
+_ERROR_KINDS: dict[str, type[SecretsbootError]] = {
+    "not-found": NotFoundError,
+    "bad-input": BadInputError,
+    "unavailable": UnavailableError,
+    "denied": DeniedError,
+}
+
+
+def refusal(plan: Plan) -> SecretsbootError | None:
+    """The error a plan with failed checks ends in (None when every check passed): the
+    first failed check, its fix, and how many more failed."""
+    errors = plan.errors
+    if not errors:
+        return None
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more failed checks)" if len(errors) > 1 else ""
+    cls = _ERROR_KINDS.get(first.kind, BadInputError)
+    return cls(f"{first.message}{more}; nothing was written anywhere", hint=first.detail or None)
+
+
 class Provisioner:
     """Plans and applies one spec against the backends it needs."""
 
@@ -92,6 +120,7 @@ class Provisioner:
         self.options = options
         self._state: _State | None = None
         self._fetch_cache: dict[str, str] = {}
+        self._problems: list[Note] = []
 
     @classmethod
     def connect(cls, spec: Spec, options: Options) -> Provisioner:
@@ -185,6 +214,10 @@ class Provisioner:
                     errors.append(exc)
         if errors:
             raise errors[0]
+        self._problems = [n for b in self.backends.values() for n in getattr(b, "problems", [])]
+        kube = self.backends.get(System.KUBERNETES)
+        if kube is not None and hasattr(kube, "check_primaries"):
+            self._problems += kube.check_primaries(first.k8s_primaries)
         return observed
 
     def plan(self) -> Plan:
@@ -196,11 +229,17 @@ class Provisioner:
 
             values = read_fallback_values(self.spec, self.backends, self.options.only)
         state = self._build(values)
+        stamp(state.objects, observed)
         self._state = _State(state, observed, values)
         changes, kept = diff(
             state.objects, observed, prune=self.options.prune, prune_filter=self._prune_filter
         )
-        notes = list(state.notes) + self._fic_notes(changes, observed, state)
+        notes = [
+            *self._problems,
+            *self._fic_notes(changes, observed, state),
+            *_fallback_notes(changes, self.options.sync_fallbacks),
+            *state.notes,
+        ]
         return Plan(changes, notes, kept)
 
     def _prune_filter(self, have: Observed) -> bool:
@@ -249,34 +288,37 @@ class Provisioner:
         start = time.perf_counter()
         if plan is None or self._state is None:
             plan = self.plan()
-        assert self._state is not None  # noqa: S101
-        errors = [n for n in plan.notes if n.level == "error"]
-        if errors:
-            raise BadInputError(errors[0].message, hint=errors[0].detail)
+        refused = refusal(plan)
+        if refused is not None:
+            raise refused
         pending = plan.pending
         self._preflight(pending)
         result = ApplyResult()
         progress = _Progress(len(pending), enabled=self.options.progress)
         try:
-            deletes = [c for c in pending if c.action is Action.DELETE]
-            for rank in sorted({_delete_rank(c) for c in deletes}, reverse=True):
-                self._run([c for c in deletes if _delete_rank(c) == rank], result, progress)
-            writes = [c for c in pending if c.action is not Action.DELETE]
+            going = [c for c in pending if c.action in (Action.DELETE, Action.RELEASE)]
+            for rank in sorted({_delete_rank(c) for c in going}, reverse=True):
+                self._run([c for c in going if _delete_rank(c) == rank], result, progress)
+            writes = [c for c in pending if c.action in (Action.CREATE, Action.UPDATE)]
             self._run([c for c in writes if c.rank == 0], result, progress)
             if any(c.rank > 0 for c in writes):
-                # Identities exist now: rebuild with their ids and diff the dependent ranks.
-                state = self._build(self._state.fallback_values)
-                later, _ = diff(
-                    [d for d in state.objects if d.rank > 0], self._state.observed, prune=False
-                )
-                later = [c for c in later if c.action is not Action.NOOP]
-                progress.retotal(len(result.applied) + len(later))
-                for rank in sorted({c.rank for c in later}):
-                    self._run([c for c in later if c.rank == rank], result, progress)
+                self._apply_dependent(result, progress)
         finally:
             progress.close()
         result.seconds = time.perf_counter() - start
         return result
+
+    def _apply_dependent(self, result: ApplyResult, progress: _Progress) -> None:
+        """Identities exist now: rebuild with their ids and apply the dependent ranks."""
+        assert self._state is not None  # noqa: S101
+        state = self._build(self._state.fallback_values)
+        later_objects = [d for d in state.objects if d.rank > 0]
+        stamp(later_objects, self._state.observed)
+        later, _ = diff(later_objects, self._state.observed, prune=False)
+        later = [c for c in later if c.action is not Action.NOOP]
+        progress.retotal(len(result.applied) + len(later))
+        for rank in sorted({c.rank for c in later}):
+            self._run([c for c in later if c.rank == rank], result, progress)
 
     def _preflight(self, pending: list[Change]) -> None:
         """Observation proved every system reachable and readable; now ask each system
@@ -325,6 +367,32 @@ class Provisioner:
             if len(failures) > 1 and isinstance(first, SecretsbootError):
                 first.message = f"{first.message} (and {len(failures) - 1} more failures)"
             raise first
+
+
+def _fallback_notes(changes: list[Change], synced: bool) -> list[Note]:
+    """Who fills each fallback Secret provision creates with a placeholder."""
+    notes = []
+    for c in changes:
+        if c.key.kind != "Secret" or c.action is not Action.CREATE or c.desired is None:
+            continue
+        unset = sorted(k for k, v in c.desired.body.get("data", {}).items() if v == ANY_VALUE)
+        if not unset:
+            continue
+        how = (
+            "fill it by hand (kubectl edit secret) or re-run with --sync-fallbacks"
+            if not synced
+            else "fill it by hand (kubectl edit secret)"
+        )
+        notes.append(
+            Note(
+                ", ".join(c.services),
+                "action",
+                f"fallback Secret {c.key.name} will be created holding a placeholder in "
+                f"{', '.join(unset)}; fetch refuses the placeholder",
+                f"the operator fills it: {how}",
+            )
+        )
+    return notes
 
 
 def _delete_rank(change: Change) -> int:

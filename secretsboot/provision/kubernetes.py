@@ -29,15 +29,18 @@ from secretsboot.provision.model import (
     ANY_VALUE,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
+    OWNERSHIP_ANNOTATION,
     SERVICE_LABEL,
     SPEC_LABEL,
     Action,
     Change,
     Desired,
+    Note,
     Observed,
     ResourceKey,
     System,
 )
+from secretsboot.provision.ownership import KUBE_MARKS, known
 from secretsboot.secret import fingerprint
 from secretsboot.spec import Spec
 
@@ -251,20 +254,60 @@ class KubernetesBackend:
             and labels.get(SPEC_LABEL) == self.spec.metadata.name
         )
         service = labels.get(SERVICE_LABEL)
+        annotations = meta.get("annotations") or {}
         out[key] = Observed(
             key,
             _project(kind.kind, item),
             managed=managed,
             services=(service,) if service else (),
             raw=item,
+            ownership=known(annotations.get(OWNERSHIP_ANNOTATION)) if managed else None,
         )
+
+    def check_primaries(self, primaries: Iterable[tuple[str, str, str, str]]) -> list[Note]:
+        """GET each Secret a ``k8s://`` primary source names: the operator creates and fills
+        it (secretsboot never does); a missing Secret or key is an action for the plan."""
+        wanted: dict[tuple[str, str], dict[str, list[str]]] = {}
+        for service, ns, name, key in primaries:
+            wanted.setdefault((ns, name), {}).setdefault(key, []).append(service)
+        notes: list[Note] = []
+        kind = KINDS["Secret"]
+        for (ns, name), keys in sorted(wanted.items()):
+            try:
+                got = self.read(
+                    f"{kind.base(ns)}/{name}", what=f"read Secret {ns}/{name}", query=[]
+                )
+            except NotFoundError:
+                got = None
+            present = set(((got or {}).get("data") or {}).keys())
+            for key, services in sorted(keys.items()):
+                if key in present:
+                    continue
+                what = "does not exist" if got is None else f"has no key '{key}'"
+                notes.append(
+                    Note(
+                        ", ".join(sorted(set(services))),
+                        "action",
+                        f"kubernetes: the primary source k8s://{name}#{key} is the operator's "
+                        f"Secret {ns}/{name}, which {what}; secretsboot never creates or "
+                        "fills a primary Secret",
+                        f"create it before the pods start: kubectl -n {ns} create secret "
+                        f"generic {name} --from-literal={key}=VALUE (or add the key)",
+                    )
+                )
+        return notes
 
     def preflight(self, changes: Iterable[Change]) -> None:
         """Ask the API server (SelfSubjectAccessReview) whether every pending write is allowed.
 
         One review per kind, verb and namespace; a refusal raises before anything is written.
         """
-        verbs = {Action.CREATE: "create", Action.UPDATE: "patch", Action.DELETE: "delete"}
+        verbs = {
+            Action.CREATE: "create",
+            Action.UPDATE: "patch",
+            Action.DELETE: "delete",
+            Action.RELEASE: "patch",
+        }
         checks: set[tuple[str, str, str]] = set()
         for c in changes:
             if c.key.system != System.KUBERNETES or c.action is Action.NOOP:
@@ -314,6 +357,19 @@ class KubernetesBackend:
         if change.action is Action.DELETE:
             with contextlib.suppress(NotFoundError):
                 self.request("DELETE", f"{kind.base(ns or None)}/{name}", what=what, verb="delete")
+            return
+        if change.action is Action.RELEASE:
+            # a merge patch with null removes exactly secretsboot's labels and annotations
+            marks = {part: dict.fromkeys(names) for part, names in KUBE_MARKS.items()}
+            with contextlib.suppress(NotFoundError):
+                self.request(
+                    "PATCH",
+                    f"{kind.base(ns or None)}/{name}",
+                    what=what,
+                    verb="update",
+                    body={"metadata": marks},
+                    content_type="application/merge-patch+json",
+                )
             return
         want = change.desired
         assert want is not None  # noqa: S101
@@ -388,7 +444,16 @@ def _project(kind: str, item: dict[str, Any]) -> dict[str, Any]:
         except (ValueError, TypeError):
             data[k] = "(undecodable)"
     meta = item.get("metadata") or {}
-    return {"metadata": {"labels": dict(meta.get("labels") or {})}, "data": data}
+    annotations = meta.get("annotations") or {}
+    kept = (
+        {OWNERSHIP_ANNOTATION: annotations[OWNERSHIP_ANNOTATION]}
+        if (OWNERSHIP_ANNOTATION in annotations)
+        else {}
+    )
+    return {
+        "metadata": {"labels": dict(meta.get("labels") or {}), "annotations": kept},
+        "data": data,
+    }
 
 
 def _svc(change: Change) -> str:

@@ -29,9 +29,11 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "secretsboot"
 SPEC_LABEL = "secretsboot.dev/spec"
 SERVICE_LABEL = "secretsboot.dev/service"
+OWNERSHIP_ANNOTATION = "secretsboot.dev/ownership"
 # Azure tag names may not contain '/', so the Azure tags spell the same facts differently.
 AZURE_MANAGED_BY_TAG = "managed-by"
 AZURE_SPEC_TAG = "secretsboot-spec"
+AZURE_OWNERSHIP_TAG = "secretsboot-ownership"
 
 KNOWN_AFTER_APPLY = "(known after apply)"
 """A value that depends on an object not created yet (an identity's client id)."""
@@ -54,6 +56,20 @@ class Action(StrEnum):
     UPDATE = "update"
     NOOP = "no-op"
     DELETE = "delete"
+    RELEASE = "release"
+    """Stop managing an object secretsboot adopted: remove its marks, keep the object."""
+
+
+class Ownership(StrEnum):
+    """Who made an object secretsboot manages, recorded on the object itself.
+
+    ``created``: secretsboot made it, ``--prune`` deletes it. ``adopted``: it existed
+    and secretsboot started managing it; ``--prune`` releases it (removes secretsboot's
+    labels, annotations or tags) and never deletes it.
+    """
+
+    CREATED = "created"
+    ADOPTED = "adopted"
 
 
 @dataclass(frozen=True, order=True)
@@ -91,13 +107,18 @@ class Desired:
 
 @dataclass
 class Observed:
-    """One object as it exists; ``raw`` is the backend's own representation."""
+    """One object as it exists; ``raw`` is the backend's own representation.
+
+    ``managed``: it carries this spec's marks; ``ownership``: what the marks say about
+    who made it (None when they do not say: treated as adopted, never deleted).
+    """
 
     key: ResourceKey
     body: dict[str, Any]
     managed: bool = False
     services: tuple[str, ...] = ()
     raw: Any = None
+    ownership: Ownership | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,8 @@ class Change:
     desired: Desired | None = None
     observed: Observed | None = None
 
+    ownership: Ownership | None = None
+
     @property
     def rank(self) -> int:
         if self.desired is not None:
@@ -138,6 +161,7 @@ class Change:
             "kind": self.key.kind,
             "name": self.key.name,
             "action": self.action.value,
+            "ownership": self.ownership.value if self.ownership else None,
             "services": list(self.services),
             "diffs": [d.to_json() for d in self.diffs],
         }
@@ -145,12 +169,18 @@ class Change:
 
 @dataclass(frozen=True)
 class Note:
-    """A warning or hint attached to a service (deprecated approach, manual step)."""
+    """A warning or hint attached to a service (deprecated approach, manual step).
+
+    ``level`` "error" notes are failed checks: ``plan`` exits non-zero and ``provision``
+    writes nothing; ``kind`` then names the error class ("not-found", "bad-input",
+    "unavailable", "denied").
+    """
 
     service: str
-    level: str  # "warning" | "info"
+    level: str  # "error" | "action" | "warning" | "info"
     message: str
     detail: str = ""
+    kind: str = "bad-input"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -175,7 +205,13 @@ class Plan:
     def has_changes(self) -> bool:
         return bool(self.pending)
 
+    @property
+    def errors(self) -> list[Note]:
+        """Failed checks (a missing reference, a limit): nothing may be written."""
+        return [n for n in self.notes if n.level == "error"]
+
     def counts(self) -> dict[str, int]:
+        """How many changes of each action (keys are :class:`Action` values)."""
         out = {a.value: 0 for a in Action}
         for c in self.changes:
             out[c.action.value] += 1
@@ -240,14 +276,25 @@ def _same(want: Any, have: Any) -> bool:
     return False
 
 
+def ownership_of(have: Observed | None) -> Ownership:
+    """Who owns an object the spec wants: secretsboot when it makes it now or made it
+    before (its record says so); otherwise the object is adopted."""
+    if have is None:
+        return Ownership.CREATED
+    if have.managed and have.ownership is not None:
+        return have.ownership
+    return Ownership.ADOPTED
+
+
 def diff_one(want: Desired, have: Observed | None) -> Change:
+    owner = ownership_of(have)
     if have is None:
         return Change(
-            want.key, Action.CREATE, field_diffs(want.body, None), want.services, want, None
+            want.key, Action.CREATE, field_diffs(want.body, None), want.services, want, None, owner
         )
     diffs = field_diffs(want.body, have.body)
     action = Action.UPDATE if diffs else Action.NOOP
-    return Change(want.key, action, diffs, want.services, want, have)
+    return Change(want.key, action, diffs, want.services, want, have, owner)
 
 
 def diff(
@@ -257,7 +304,8 @@ def diff(
     prune: bool,
     prune_filter: Any = None,
 ) -> tuple[list[Change], int]:
-    """Changes turning ``observed`` into ``desired``; deletes only managed objects, with prune.
+    """Changes turning ``observed`` into ``desired``; with prune, managed objects no longer
+    in the spec are deleted when secretsboot created them and released when it adopted them.
 
     ``prune_filter`` limits the managed objects in scope (``--only``). Returns the changes
     and the number of managed objects in scope but not in the spec, kept because ``prune``
@@ -275,14 +323,18 @@ def diff(
         if prune_filter is not None and not prune_filter(have):
             continue  # out of scope (another service, with --only)
         if prune:
+            created = have.ownership is Ownership.CREATED
             changes.append(
                 Change(
                     key,
-                    Action.DELETE,
-                    [FieldDiff("(object)", "exists", None)],
+                    Action.DELETE if created else Action.RELEASE,
+                    [FieldDiff("(object)", "exists", None)]
+                    if created
+                    else [FieldDiff("(secretsboot marks)", "present", None)],
                     have.services,
                     None,
                     have,
+                    have.ownership or Ownership.ADOPTED,
                 )
             )
         else:

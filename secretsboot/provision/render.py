@@ -7,7 +7,7 @@
         + managed-identity rg-dd/id-delivery
             location: "eastus2"
     ...
-    Plan: 12 to create, 1 to update, 0 to delete, 30 unchanged.
+    Plan: 12 to add, 1 to change, 0 to destroy.
 """
 
 from __future__ import annotations
@@ -18,55 +18,90 @@ from typing import Any
 
 from secretsboot.provision.model import SYSTEM_ORDER, Action, Change, FieldDiff, Plan
 
-_SIGN = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.NOOP: " "}
+_SIGN = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.DELETE: "-",
+    Action.RELEASE: "/",
+    Action.NOOP: " ",
+}
 
 
 def render_text(plan: Plan, *, show_noop: bool = False, color: bool = False) -> str:
-    """The plan for people: per system, per service, one line per object, its field diffs."""
+    """The plan for people: per system, per service, one line per object, its field diffs;
+    the notes (failed checks first); one summary line."""
     lines: list[str] = []
     for system in SYSTEM_ORDER:
-        changes = [c for c in plan.changes if c.key.system == system.value]
-        shown = [c for c in changes if show_noop or c.action is not Action.NOOP]
-        if not shown:
-            continue
-        lines.append(_paint(system.value, "bold", color))
-        by_service: dict[str, list[Change]] = {}
-        for c in shown:
-            by_service.setdefault(", ".join(c.services) or "(shared)", []).append(c)
-        for service in sorted(by_service):
-            lines.append(f"  service {service}")
-            for c in by_service[service]:
-                head = f"    {_SIGN[c.action]} {c.key.kind} {c.key.name}"
-                if c.action is Action.NOOP:
-                    head += "  (no changes)"
-                lines.append(_paint(head, _COLOR[c.action], color))
-                if c.action in (Action.CREATE, Action.UPDATE):
-                    for d in c.diffs:
-                        lines.extend(_field_lines(d))
-                    extra = _extra(c)
-                    if extra:
-                        lines.append(f"        {extra}")
+        shown = [
+            c
+            for c in plan.changes
+            if c.key.system == system.value and (show_noop or c.action is not Action.NOOP)
+        ]
+        if shown:
+            lines.append(_paint(system.value, "bold", color))
+            lines.extend(_system_lines(shown, color))
     if plan.notes:
         lines.append("")
-        for n in plan.notes:
+        for n in sorted(plan.notes, key=lambda n: _NOTE_ORDER.get(n.level, 9)):
             lines.append(f"{n.level}: [{n.service}] {n.message}")
             if n.detail:
                 lines.extend(f"    {line}" for line in n.detail.splitlines())
-    counts = plan.counts()
     lines.append("")
-    if plan.has_changes:
-        lines.append(
-            f"Plan: {counts['create']} to create, {counts['update']} to update, "
-            f"{counts['delete']} to delete, {counts['no-op']} unchanged."
-        )
-    else:
-        lines.append(f"No changes. {counts['no-op']} objects match the spec.")
+    lines.append(summary(plan))
     if plan.unmanaged_extra:
         lines.append(
             f"{plan.unmanaged_extra} object(s) managed by this spec are no longer in it; "
-            "--prune deletes them."
+            "--prune deletes those secretsboot created and releases those it adopted."
         )
     return "\n".join(lines) + "\n"
+
+
+def summary(plan: Plan) -> str:
+    """``Plan: 23 to add, 0 to change, 0 to destroy.`` (terraform's words), or no changes."""
+    counts = plan.counts()
+    if not plan.has_changes:
+        return f"No changes. {counts['no-op']} objects match the spec."
+    text = (
+        f"Plan: {counts['create']} to add, {counts['update']} to change, "
+        f"{counts['delete']} to destroy"
+    )
+    if counts["release"]:
+        text += f", {counts['release']} to release"
+    return text + "."
+
+
+_NOTE_ORDER = {"error": 0, "action": 1, "warning": 2, "info": 3}
+
+
+def _system_lines(shown: list[Change], color: bool) -> list[str]:
+    lines: list[str] = []
+    by_service: dict[str, list[Change]] = {}
+    for c in shown:
+        by_service.setdefault(", ".join(c.services) or "(shared)", []).append(c)
+    for service in sorted(by_service):
+        lines.append(f"  service {service}")
+        for c in by_service[service]:
+            head = f"    {_SIGN[c.action]} {c.key.kind} {c.key.name}{_owner_note(c)}"
+            lines.append(_paint(head, _COLOR[c.action], color))
+            if c.action in (Action.CREATE, Action.UPDATE):
+                lines.extend(line for d in c.diffs for line in _field_lines(d))
+                extra = _extra(c)
+                if extra:
+                    lines.append(f"        {extra}")
+    return lines
+
+
+def _owner_note(c: Change) -> str:
+    """Which objects secretsboot made and which it adopted, where it matters."""
+    if c.action is Action.NOOP:
+        return "  (no changes)"
+    if c.action is Action.DELETE:
+        return "  (created by secretsboot: deleted)"
+    if c.action is Action.RELEASE:
+        return "  (adopted: released, its secretsboot marks removed; the object stays)"
+    if c.action is Action.UPDATE and c.observed is not None and not c.observed.managed:
+        return "  (exists: adopted, never deleted by --prune)"
+    return ""
 
 
 def render_json(plan: Plan) -> str:
@@ -79,6 +114,7 @@ _COLOR = {
     Action.CREATE: "green",
     Action.UPDATE: "yellow",
     Action.DELETE: "red",
+    Action.RELEASE: "cyan",
     Action.NOOP: "dim",
 }
 

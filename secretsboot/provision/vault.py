@@ -1,10 +1,12 @@
 """Vault (or OpenBao): one ACL policy and one auth role per service.
 
-Policies are named ``secretsboot-<spec>-<service>`` and say so in their first
-line; a role is this spec's when its ``token_policies`` hold one of those
-policies (Vault roles carry no free-form metadata). Reads: one LIST of the
-policies and of each auth mount's roles, one read per policy or role the spec
-names or manages.
+Policies are named ``secretsboot-<spec>-<service>`` and their first line is
+secretsboot's marker (:mod:`.ownership`): the spec, the service, and who made the
+policy and the role (created or adopted). A role is this spec's when its
+``token_policies`` hold one of the spec's marked policies (Vault roles carry no
+free-form metadata). Reads: the mounts (sys/mounts, sys/auth) checked once, one
+LIST of the policies and of each auth mount's roles, one read per policy or role
+the spec names or manages.
 
 Connection: ``VAULT_ADDR`` (else ``vault.address``), ``VAULT_TOKEN`` (else
 ``~/.vault-token``), ``VAULT_CACERT`` (else ``vault.caCert``), ``VAULT_NAMESPACE``.
@@ -13,6 +15,7 @@ Connection: ``VAULT_ADDR`` (else ``vault.address``), ``VAULT_TOKEN`` (else
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 import time
@@ -22,11 +25,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
-from secretsboot.provision.desired import vault_policy_prefix
-from secretsboot.provision.model import Action, Change, Desired, Observed, ResourceKey, System
+from secretsboot.provision.model import (
+    Action,
+    Change,
+    Desired,
+    Note,
+    Observed,
+    ResourceKey,
+    System,
+)
+from secretsboot.provision.names import vault_policy_prefix
+from secretsboot.provision.ownership import known, parse_policy_marker, without_marker
 from secretsboot.spec import Spec
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class VaultBackend:
@@ -38,6 +51,7 @@ class VaultBackend:
         self.calls = 0
         self._lock = threading.Lock()
         self.prefix = vault_policy_prefix(spec)
+        self.problems: list[Note] = []
 
     @classmethod
     def connect(cls, spec: Spec) -> VaultBackend:
@@ -108,62 +122,156 @@ class VaultBackend:
     # -- reads ---------------------------------------------------------------------
 
     def observe(self, desired: Iterable[Desired]) -> dict[ResourceKey, Observed]:
+        """The spec's policies and roles, and every policy this spec manages: one LIST of
+        the policies, one of each auth mount's roles, one read per policy or role."""
         desired = [d for d in desired if d.system == System.VAULT]
+        self.problems, missing_auth = self._check_mounts(desired)
+        jobs = self._jobs(desired, missing_auth)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(self._read_job, jobs))
         out: dict[ResourceKey, Observed] = {}
+        markers: dict[str, dict[str, str]] = {}
+        for (kind, name), got in zip(jobs, results, strict=True):
+            data = (got or {}).get("data") if isinstance(got, dict) else None
+            if data is not None and kind == "policy":
+                self._add_policy(out, markers, name, data)
+        for (kind, name), got in zip(jobs, results, strict=True):
+            data = (got or {}).get("data") if isinstance(got, dict) else None
+            if data is not None and kind == "role":
+                self._add_role(out, markers, name, data)
+        return out
+
+    def _jobs(self, desired: list[Desired], missing_auth: set[str]) -> list[tuple[str, str]]:
+        """The policies and roles to read: the spec's, and every one it manages."""
         listed = self._read("list ACL policies", lambda: self.client.list("sys/policies/acl"))
         existing = set(((listed or {}).get("data") or {}).get("keys") or [])
         wanted = {d.key.name for d in desired if d.key.kind == "policy"}
         names = sorted((existing & wanted) | {n for n in existing if n.startswith(self.prefix)})
-        mounts = sorted(
-            {d.extra["mount"] for d in desired if d.key.kind == "role"} | self._auth_mounts()
-        )
+        mounts = {d.extra["mount"] for d in desired if d.key.kind == "role"}
         jobs: list[tuple[str, str]] = [("policy", n) for n in names]
-        for mount in mounts:
+        for mount in sorted((mounts | self._auth_mounts()) - missing_auth):
             got = self._read(
                 f"list roles of auth/{mount}",
                 functools.partial(self.client.list, f"auth/{mount}/role"),
             )
             for role in ((got or {}).get("data") or {}).get("keys") or []:
                 jobs.append(("role", f"{mount}/{role}"))
+        return jobs
 
-        def read(job: tuple[str, str]) -> Any:
-            kind, name = job
-            if kind == "policy":
-                return self._read(
-                    f"read policy {name}", lambda: self.client.read(f"sys/policies/acl/{name}")
-                )
-            mount, _, role = name.partition("/")
+    def _read_job(self, job: tuple[str, str]) -> Any:
+        kind, name = job
+        if kind == "policy":
             return self._read(
-                f"read role auth/{mount}/role/{role}",
-                lambda: self.client.read(f"auth/{mount}/role/{role}"),
+                f"read policy {name}", lambda: self.client.read(f"sys/policies/acl/{name}")
             )
+        mount, _, role = name.partition("/")
+        return self._read(
+            f"read role auth/{mount}/role/{role}",
+            lambda: self.client.read(f"auth/{mount}/role/{role}"),
+        )
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            results = list(pool.map(read, jobs))
-        for (kind, name), got in zip(jobs, results, strict=True):
-            data = (got or {}).get("data") if isinstance(got, dict) else None
-            if data is None:
+    def _add_policy(
+        self,
+        out: dict[ResourceKey, Observed],
+        markers: dict[str, dict[str, str]],
+        name: str,
+        data: dict[str, Any],
+    ) -> None:
+        """A policy is this spec's when its marker line names the spec."""
+        key = ResourceKey(System.VAULT, "policy", name)
+        text = str(data.get("policy", "") or data.get("rules", ""))
+        marker = parse_policy_marker(text)
+        mine = marker is not None and marker.get("spec") == self.spec.metadata.name
+        if mine and marker is not None:
+            markers[name] = marker
+        out[key] = Observed(
+            key,
+            {"policy": text},
+            managed=mine,
+            services=(name[len(self.prefix) :],) if mine else (),
+            raw={"text": text},
+            ownership=known(marker.get("ownership")) if mine and marker else None,
+        )
+
+    def _add_role(
+        self,
+        out: dict[ResourceKey, Observed],
+        markers: dict[str, dict[str, str]],
+        name: str,
+        data: dict[str, Any],
+    ) -> None:
+        """A role is this spec's when it hands out one of the spec's (marked) policies;
+        that policy's marker records who made the role."""
+        key = ResourceKey(System.VAULT, "role", name)
+        policies = [str(p) for p in data.get("token_policies") or []]
+        mine = [p for p in policies if p in markers]
+        owner = known(markers[mine[0]].get("role-ownership")) if mine else None
+        out[key] = Observed(
+            key,
+            data,
+            managed=bool(mine),
+            services=tuple(p[len(self.prefix) :] for p in mine),
+            raw={"mount": name.partition("/")[0], "role": name.partition("/")[2]},
+            ownership=owner,
+        )
+
+    def _check_mounts(self, desired: list[Desired]) -> tuple[list[Note], set[str]]:
+        """Every KV mount the sources read and every auth mount the roles live on exists
+        (GET sys/mounts, GET sys/auth); a token that may not list them is not asked."""
+        wanted_kv: dict[str, set[str]] = {}
+        for svc in self.spec.services:
+            for secret in svc.secrets:
+                for ref in secret.sources:
+                    if ref.scheme == "vault":
+                        wanted_kv.setdefault(ref.store, set()).add(svc.name)
+        wanted_auth: dict[str, set[str]] = {}
+        for d in desired:
+            if d.key.kind == "role":
+                wanted_auth.setdefault(d.extra["mount"], set()).update(d.services)
+        problems: list[Note] = []
+        missing_auth: set[str] = set()
+        for path, wanted, kind in (
+            ("sys/mounts", wanted_kv, "secrets engine"),
+            ("sys/auth", wanted_auth, "auth method"),
+        ):
+            if not wanted:
                 continue
-            key = ResourceKey(System.VAULT, kind, name)
-            if kind == "policy":
-                text = data.get("policy", "")
-                out[key] = Observed(
-                    key,
-                    {"policy": text},
-                    managed=name.startswith(self.prefix),
-                    services=(name[len(self.prefix) :],),
+            try:
+                got = self._read(f"list mounts ({path})", functools.partial(self.client.read, path))
+            except DeniedError:
+                log.warning("vault: the token may not read %s; mounts are not checked", path)
+                continue
+            data = (got or {}).get("data") or got or {}
+            present = {str(k).rstrip("/") for k in data}
+            for mount, services in sorted(wanted.items()):
+                if mount in present:
+                    continue
+                if kind == "auth method":
+                    missing_auth.add(mount)
+                enable = (
+                    f"bao secrets enable -path={mount} kv-v2"
+                    if kind == "secrets engine"
+                    else f"bao auth enable -path={mount} {self._method_of(mount)}"
                 )
-            else:
-                policies = [str(p) for p in data.get("token_policies") or []]
-                mine = [p for p in policies if p.startswith(self.prefix)]
-                out[key] = Observed(
-                    key,
-                    data,
-                    managed=bool(mine),
-                    services=tuple(p[len(self.prefix) :] for p in mine),
-                    raw={"mount": name.partition("/")[0], "role": name.partition("/")[2]},
+                problems.append(
+                    Note(
+                        ", ".join(sorted(services)),
+                        "error",
+                        f"vault: no {kind} is mounted at '{mount}/' on {self.client.url}",
+                        f"enable it ({enable}) or fix the mount in the spec",
+                        kind="not-found",
+                    )
                 )
-        return out
+        return problems, missing_auth
+
+    def _method_of(self, mount: str) -> str:
+        assert self.spec.vault is not None  # noqa: S101
+        auth = self.spec.vault.auth
+        for method in ("kubernetes", "jwt", "azure"):
+            cfg = getattr(auth, method)
+            if cfg is not None and cfg.mount == mount:
+                return method
+        return "kubernetes"
 
     def _auth_mounts(self) -> set[str]:
         assert self.spec.vault is not None  # noqa: S101
@@ -209,6 +317,13 @@ class VaultBackend:
         )
         if change.action is Action.DELETE:
             self._call(what, lambda: self.client.delete(path))
+            return
+        if change.action is Action.RELEASE:
+            # Only a policy carries secretsboot's record: the text without its marker line.
+            # (A role's record lives in its policy's marker, released with the policy.)
+            if key.kind == "policy" and change.observed is not None:
+                text = without_marker(str(change.observed.raw["text"]))
+                self._call(what, lambda: self.client.write_data(path, data={"policy": text}))
             return
         want = change.desired
         assert want is not None  # noqa: S101

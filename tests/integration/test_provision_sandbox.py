@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
+from secretsboot.contract import KEY_VAULT_SECRETS_USER
 from secretsboot.errors import BadInputError, DeniedError
 from secretsboot.provision.apply import Options, Provisioner
-from secretsboot.provision.desired import KEY_VAULT_SECRETS_USER, role_assignment_name
+from secretsboot.provision.desired import role_assignment_name
 from secretsboot.provision.model import Action, Change
+from secretsboot.provision.render import render_text
 from secretsboot.spec import Spec, load_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.openbao]
@@ -897,10 +899,15 @@ def test_a_missing_resource_group_is_named_with_the_fix(sb: Any, tmp_path: Path)
     from secretsboot.errors import NotFoundError
 
     path, _ = variant(sb, tmp_path, "norg", seed=False)
+    plan = plan_of(path)  # every failed reference is named at once, not the first only
+    messages = [f"{n.message}: {n.detail}" for n in plan.errors]
+    assert any("rg-norg" in m and "az group create" in m for m in messages), messages
+    assert any("kvnorg-delivery" in m and "does not exist" in m for m in messages), messages
+    before = write_calls(sb)
     with pytest.raises(NotFoundError) as info:
-        plan_of(path)
-    text = str(info.value)
-    assert "rg-norg" in text and "az group create" in text
+        provision(path)
+    assert "rg-norg" in str(info.value) and "nothing was written" in str(info.value)
+    assert write_calls(sb) == before
 
 
 def test_an_existing_identity_is_adopted_keeping_its_other_tags(sb: Any, tmp_path: Path) -> None:
@@ -916,7 +923,12 @@ def test_an_existing_identity_is_adopted_keeping_its_other_tags(sb: Any, tmp_pat
     plan = plan_of(path)
     change = next(c for c in plan.pending if c.key.kind == "managed-identity")
     assert change.action is Action.UPDATE
-    assert sorted(d.path for d in change.diffs) == ["tags.managed-by", "tags.secretsboot-spec"]
+    assert sorted(d.path for d in change.diffs) == [
+        "tags.managed-by",
+        "tags.secretsboot-ownership",
+        "tags.secretsboot-spec",
+    ]
+    assert "adopted" in render_text(plan)
     provision(path)
     (ident,) = identities_in(sb, "rg-adopt")
     assert ident.client_id == existing.client_id  # the same identity, not a new one
@@ -924,6 +936,7 @@ def test_an_existing_identity_is_adopted_keeping_its_other_tags(sb: Any, tmp_pat
         "owner": "team-x",
         "managed-by": "secretsboot",
         "secretsboot-spec": "dd-adopt",
+        "secretsboot-ownership": "adopted",
     }
     assert not plan_of(path).has_changes
 

@@ -63,9 +63,14 @@ class MemoryBackend:
         if change.action is Action.DELETE:
             self.objects.pop(change.key, None)
             return
+        if change.action is Action.RELEASE:
+            self.objects[change.key].managed = False
+            return
         assert change.desired is not None
         assert KNOWN_AFTER_APPLY not in repr(change.desired.body), change.key
-        self.objects[change.key] = Observed(change.key, change.desired.body, managed=True)
+        self.objects[change.key] = Observed(
+            change.key, change.desired.body, managed=True, ownership=change.ownership
+        )
         if change.key.kind == "managed-identity":
             name = change.desired.extra["identity"]
             self.identities[name] = IdentityInfo(f"client-{name}", f"principal-{name}", name)

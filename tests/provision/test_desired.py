@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from secretsboot.contract import KEY_VAULT_SECRETS_USER
 from secretsboot.provision.desired import (
     FIC_LIMIT,
-    KEY_VAULT_SECRETS_USER,
     IdentityInfo,
     build,
     fic_name,

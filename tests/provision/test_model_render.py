@@ -13,6 +13,7 @@ from secretsboot.provision.model import (
     FieldDiff,
     Note,
     Observed,
+    Ownership,
     Plan,
     ResourceKey,
     diff,
@@ -65,23 +66,33 @@ def test_label_keys_with_dots_are_bracketed() -> None:
     assert str(diffs[0]) == 'metadata.labels["a.b/c"]: "x"'
 
 
-def test_prune_deletes_only_managed_objects_and_only_when_asked() -> None:
+def test_prune_deletes_only_created_objects_releases_adopted_and_only_when_asked() -> None:
     kept = ResourceKey("kubernetes", "Role", "ns/old")
+    adopted = ResourceKey("kubernetes", "Secret", "ns/operators")
+    unrecorded = ResourceKey("kubernetes", "Role", "ns/older")
     foreign = ResourceKey("kubernetes", "Role", "ns/theirs")
     observed = {
-        SA: Observed(SA, {"a": 1}, managed=True),
-        kept: Observed(kept, {}, managed=True, services=("old",)),
+        SA: Observed(SA, {"a": 1}, managed=True, ownership=Ownership.CREATED),
+        kept: Observed(kept, {}, managed=True, services=("old",), ownership=Ownership.CREATED),
+        adopted: Observed(adopted, {}, managed=True, ownership=Ownership.ADOPTED),
+        unrecorded: Observed(unrecorded, {}, managed=True),  # no record: never deleted
         foreign: Observed(foreign, {}, managed=False),
     }
     changes, extra = diff([want({"a": 1})], observed, prune=False)
     assert [c.action for c in changes] == [Action.NOOP]
-    assert extra == 1
+    assert extra == 3
     changes, extra = diff([want({"a": 1})], observed, prune=True)
     assert sorted((str(c.key), c.action.value) for c in changes) == [
         ("kubernetes:Role/ns/old", "delete"),
+        ("kubernetes:Role/ns/older", "release"),
+        ("kubernetes:Secret/ns/operators", "release"),
         ("kubernetes:ServiceAccount/ns/app", "no-op"),
     ]
     assert extra == 0
+    text = render_text(Plan(changes))
+    assert "- Role ns/old  (created by secretsboot: deleted)" in text
+    assert "/ Secret ns/operators  (adopted: released" in text
+    assert text.rstrip().endswith("Plan: 0 to add, 0 to change, 1 to destroy, 2 to release.")
     changes, extra = diff(
         [want({"a": 1})], observed, prune=True, prune_filter=lambda o: "other" in o.services
     )
@@ -137,7 +148,7 @@ def test_render_text_is_terraform_like_and_shows_fingerprints_only() -> None:
         '          +path "b" {\n' in text
     )
     assert "warning: [app] deprecated thing" in text
-    assert text.rstrip().endswith("Plan: 1 to create, 2 to update, 0 to delete, 0 unchanged.")
+    assert text.rstrip().endswith("Plan: 1 to add, 2 to change, 0 to destroy.")
 
 
 def test_render_text_no_changes() -> None:
@@ -153,7 +164,7 @@ def test_render_json_round_trips_without_values() -> None:
     assert "CANARY" not in text
     doc = json.loads(text)
     assert doc["hasChanges"] is True
-    assert doc["summary"] == {"create": 1, "update": 2, "no-op": 0, "delete": 0}
+    assert doc["summary"] == {"create": 1, "update": 2, "no-op": 0, "delete": 0, "release": 0}
     sa = next(c for c in doc["changes"] if c["kind"] == "ServiceAccount")
     assert sa["diffs"] == [{"path": "automountServiceAccountToken", "before": True, "after": False}]
     assert doc["notes"][0]["level"] == "warning"

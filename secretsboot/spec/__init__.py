@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -47,6 +46,7 @@ from secretsboot.refs import (
     DNS_SUBDOMAIN,
     ENV_NAME,
     KEYVAULT_NAME,
+    file_mode,
     safe_file_name,
 )
 from secretsboot.refs import Ref as SourceRef  # re-exported: the spec's source type
@@ -215,13 +215,19 @@ class SecretSpec(_Model):
     )
     fallback: list[str] = Field(default_factory=list)
     file: FileName | None = None
-    mode: str = Field(default="0400", pattern=r"^0?[0-7]{3}$")
+    mode: str = Field(default="0400", description='A quoted octal file mode, e.g. "0400"')
     env: str | None = Field(default=None, pattern=ENV_NAME.pattern)
 
     @field_validator("from_")
     @classmethod
     def _from_uri(cls, value: str) -> str:
         SourceRef.parse(value)
+        return value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        file_mode(value)  # as fetch parses it: quoted octal, owner-readable, not world-open
         return value
 
     @field_validator("fallback")
@@ -268,37 +274,6 @@ class ServiceSpec(_Model):
     fallback_on_denied: bool = False
     secrets: list[SecretSpec] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _unique_outputs(self) -> ServiceSpec:
-        seen_names: set[str] = set()
-        seen_files: set[str] = set()
-        seen_env: set[str] = set()
-        for i, secret in enumerate(self.secrets):
-            if secret.name in seen_names:
-                raise _FieldError(
-                    ("secrets", i, "name"),
-                    f"duplicate secret name '{secret.name}'",
-                    "give each secret of a service its own name",
-                )
-            seen_names.add(secret.name)
-            if secret.file_name and secret.file_name in seen_files:
-                raise _FieldError(
-                    ("secrets", i, "file"),
-                    f"two secrets write '{secret.file_name}'",
-                    "give each secret its own file",
-                )
-            if secret.file_name:
-                seen_files.add(secret.file_name)
-            if secret.env and secret.env in seen_env:
-                raise _FieldError(
-                    ("secrets", i, "env"),
-                    f"two secrets set ${secret.env}",
-                    "give each secret its own variable",
-                )
-            if secret.env:
-                seen_env.add(secret.env)
-        return self
-
     def resolved_namespace(self, spec: Spec) -> str:
         return self.namespace or spec.kubernetes.namespace
 
@@ -327,102 +302,13 @@ class Spec(_Model):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Spec:
-        names: set[str] = set()
-        accounts: set[tuple[str, str]] = set()
-        federated: dict[str, int] = {}
-        for si, svc in enumerate(self.services):
-            if svc.name in names:
-                raise _FieldError(
-                    ("services", si, "name"),
-                    f"duplicate service '{svc.name}'",
-                    "service names must be unique",
-                )
-            names.add(svc.name)
-            key = (svc.resolved_namespace(self), svc.service_account_name)
-            if key in accounts and svc.identity is not Identity.NONE:
-                raise _FieldError(
-                    ("services", si, "serviceAccount"),
-                    f"service account {key[0]}/{key[1]} is already used by another service",
-                    "give each service its own service account (a shared one shares every grant)",
-                )
-            accounts.add(key)
-            if svc.identity is Identity.WORKLOAD_IDENTITY:
-                federated[svc.identity_name] = federated.get(svc.identity_name, 0) + 1
-                if federated[svc.identity_name] > MAX_FEDERATED_CREDENTIALS:
-                    raise _FieldError(
-                        ("services", si, "managedIdentity"),
-                        f"more than {MAX_FEDERATED_CREDENTIALS} workload-identity services share "
-                        f"identity '{svc.identity_name}'; Azure allows at most "
-                        f"{MAX_FEDERATED_CREDENTIALS} federated credentials per identity",
-                        "give some of these services their own managedIdentity",
-                    )
-            self._check_identity(si, svc)
-            for ci, secret in enumerate(svc.secrets):
-                for fi, ref in enumerate(secret.sources):
-                    field = ("from",) if fi == 0 else ("fallback", fi - 1)
-                    self._check_source(("services", si, "secrets", ci, *field), svc, ref)
+        from secretsboot.spec._checks import FieldErrors, cross_reference_errors
+
+        entries = [(i, s, None, False) for i, s in enumerate(self.services)]
+        errors = cross_reference_errors(self.azure, self.vault, self.kubernetes, entries)
+        if errors:
+            raise FieldErrors(errors)
         return self
-
-    def _check_identity(self, si: int, svc: ServiceSpec) -> None:
-        if svc.identity is Identity.WORKLOAD_IDENTITY and (
-            self.azure is None or not self.azure.oidc_issuer
-        ):
-            raise _FieldError(
-                ("services", si, "identity"),
-                "workload-identity needs azure.oidcIssuer",
-                "set azure.oidcIssuer to the cluster's OIDC issuer URL",
-            )
-        if svc.identity is Identity.POD_IDENTITY and self.azure is None:
-            raise _FieldError(
-                ("services", si, "identity"),
-                "pod-identity needs the azure section",
-                "add azure.tenantId, subscriptionId, resourceGroup and location",
-            )
-        if svc.delivery in (Delivery.CSI, Delivery.FLEXVOLUME):
-            for ci, secret in enumerate(svc.secrets):
-                if secret.source.scheme != "keyvault":
-                    raise _FieldError(
-                        ("services", si, "secrets", ci, "from"),
-                        f"delivery '{svc.delivery.value}' reads only Key Vault",
-                        "use keyvault:// sources or delivery: init-container",
-                    )
-
-    def _check_source(self, path: tuple[str | int, ...], svc: ServiceSpec, ref: SourceRef) -> None:
-        if ref.scheme == "keyvault":
-            if self.azure is None or self.azure.key_vault(ref.store) is None:
-                known = [kv.name for kv in self.azure.key_vaults] if self.azure else []
-                raise _FieldError(
-                    path,
-                    f"Key Vault '{ref.store}' is not declared",
-                    _suggest(ref.store, known, "add it to azure.keyVaults"),
-                )
-            if svc.identity is Identity.NONE:
-                raise _FieldError(
-                    path,
-                    "a keyvault:// source needs an identity",
-                    "set identity: workload-identity (or pod-identity)",
-                )
-        elif ref.scheme == "vault":
-            if self.vault is None:
-                raise _FieldError(
-                    path,
-                    "a vault:// source needs the vault section",
-                    "add vault.address and vault.auth",
-                )
-            method = svc.vault_auth.value
-            if getattr(self.vault.auth, method) is None:
-                raise _FieldError(
-                    path,
-                    f"the service logs in to Vault with '{method}' but "
-                    f"vault.auth.{method} is not configured",
-                    f"add vault.auth.{method} or set vaultAuth",
-                )
-            if method == "azure" and svc.identity is Identity.NONE:
-                raise _FieldError(
-                    path,
-                    "Vault azure auth needs a managed identity",
-                    "set identity: workload-identity or pod-identity",
-                )
 
     def service(self, name: str) -> ServiceSpec:
         for svc in self.services:
@@ -430,123 +316,13 @@ class Spec(_Model):
                 return svc
         raise SpecError(
             f"no service named '{name}'",
-            hint=_suggest(name, [s.name for s in self.services], "see `services`"),
+            hint=_suggest(name, [s.name for s in self.services]),
         )
 
 
-class _FieldError(ValueError):
-    """Raised inside model validators to point at a nested field."""
-
-    def __init__(self, path: tuple[str | int, ...], message: str, hint: str) -> None:
-        super().__init__(message)
-        self.path = path
-        self.message = message
-        self.hint = hint
-
-
-def _suggest(word: str, choices: Iterable[str], otherwise: str) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else otherwise
-
-
-def _format_path(path: Iterable[str | int]) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _line_for(lines: _yaml.LineMap, path: tuple[str | int, ...]) -> int | None:
-    while True:
-        if path in lines:
-            return lines[path]
-        if not path:
-            return None
-        path = path[:-1]
-
-
-def _model_at(path: tuple[str | int, ...]) -> type[BaseModel] | None:
-    model: Any = Spec
-    for part in path:
-        if isinstance(part, int):
-            continue
-        fields = {(f.alias or n): f for n, f in model.model_fields.items()}
-        field = fields.get(part)
-        if field is None:
-            return None
-        model = _unwrap(field.annotation)
-        if model is None:
-            return None
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _unwrap(annotation: Any) -> Any:
-    args = getattr(annotation, "__args__", None)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in args or ():
-        found = _unwrap(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _translate(exc: ValidationError, file: str, lines: _yaml.LineMap) -> SpecErrors:
-    errors: list[SpecError] = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        ctx = err.get("ctx") or {}
-        original = ctx.get("error")
-        if isinstance(original, _FieldError):
-            path = loc + original.path
-            errors.append(
-                SpecError(
-                    original.message,
-                    file=file,
-                    line=_line_for(lines, path),
-                    field=_format_path(path),
-                    hint=original.hint,
-                )
-            )
-            continue
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            parent = _model_at(loc[:-1])
-            known = sorted((f.alias or n) for n, f in parent.model_fields.items()) if parent else []
-            name = str(loc[-1])
-            hint: str | None = _suggest(
-                name, known, f"known fields: {', '.join(known)}" if known else "remove it"
-            )
-            errors.append(
-                SpecError(
-                    f"unknown field '{name}'",
-                    file=file,
-                    line=_line_for(lines, loc),
-                    field=_format_path(loc),
-                    hint=hint,
-                )
-            )
-            continue
-        message = err["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        hint = None
-        if kind == "missing":
-            message = "required field is missing"
-            hint = "add it"
-        elif kind == "literal_error" and loc and loc[-1] == "apiVersion":
-            hint = f"set apiVersion: {API_VERSION}"
-        elif kind == "literal_error" and loc and loc[-1] == "kind":
-            hint = f"set kind: {KIND}"
-        errors.append(
-            SpecError(
-                message, file=file, line=_line_for(lines, loc), field=_format_path(loc), hint=hint
-            )
-        )
-    return SpecErrors(errors)
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else "see `services`"
 
 
 def load_spec_text(text: str, file: str = "<spec>") -> Spec:
@@ -591,7 +367,9 @@ def load_spec_text(text: str, file: str = "<spec>") -> Spec:
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
-        raise _translate(exc, file, lines) from None
+        from secretsboot.spec._errors import collect
+
+        raise collect(exc, data, file, lines) from None
     except (RecursionError, TypeError) as exc:  # pathological input
         raise SpecErrors(
             [
