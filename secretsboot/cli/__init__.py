@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,6 +40,8 @@ OutputOption = Annotated[
     typer.Option("--output", "-o", help="Output format: a table for people, JSON for machines."),
 ]
 
+HELP_OPTIONS = ["-h", "--help"]
+
 app = typer.Typer(
     name="secretsboot",
     help="Secrets-and-identity bootstrap for microservices on Kubernetes (AKS first).\n\n"
@@ -47,7 +50,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": HELP_OPTIONS},
 )
 
 _options = GlobalOptions()
@@ -96,6 +99,32 @@ def _register() -> None:
 _register()
 
 
+def command() -> Any:
+    """The whole command tree as Click sees it, in the house's one CLI language.
+
+    Typer shows a ``<bool>`` metavar beside plain flags; a flag takes no value, so it
+    shows none. The cross-command rules (``-f/--file`` is the spec, ``-o/--output`` the
+    format, one meaning per short flag) are checked by tests/test_cli_language.py.
+    """
+    from typer._click import Context  # Typer's vendored Click: no public alternative
+
+    cmd = typer.main.get_command(app)
+    for sub in _walk(cmd):
+        # -h/--help is made (and cached) per command on first use: make it now, to fix it too
+        help_option = sub.get_help_option(Context(sub, help_option_names=HELP_OPTIONS))
+        for param in [*sub.params, help_option]:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+    return cmd
+
+
+def _walk(cmd: Any) -> Iterator[Any]:
+    """A command and every subcommand (Click's tree, as Typer builds it)."""
+    yield cmd
+    for sub in (getattr(cmd, "commands", None) or {}).values():
+        yield from _walk(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (see README "Exit codes").
 
@@ -104,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, prog_name="secretsboot", standalone_mode=True)
+        command().main(args=args, prog_name="secretsboot", standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

@@ -17,6 +17,7 @@ Connection settings (the environment overrides the spec):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,7 +26,7 @@ import typer
 from secretsboot.cli import OutputFormat, OutputOption, options
 
 if TYPE_CHECKING:
-    from secretsboot.provision.apply import Provisioner
+    from secretsboot.provision.apply import ApplyResult, Provisioner
     from secretsboot.provision.model import Plan
 
 SpecOption = Annotated[Path, typer.Option("--file", "-f", help="The spec file (secretsboot.yaml).")]
@@ -36,7 +37,8 @@ PruneOption = Annotated[
     bool,
     typer.Option(
         "--prune",
-        help="Delete objects this spec manages that are no longer in it (never namespaces).",
+        help="Delete what secretsboot created that the spec no longer names; release "
+        "(unmark, keep) what it adopted. Never namespaces.",
     ),
 ]
 SyncOption = Annotated[
@@ -126,66 +128,182 @@ def provision_command(
         ),
     ] = None,
     sync_fallbacks: SyncOption = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="After the apply, fetch every service's secrets as the service would "
+            "(tokens from TokenRequest; nothing written) and report which are effective now.",
+        ),
+    ] = False,
+    verify_timeout: Annotated[
+        float,
+        typer.Option(
+            "--verify-timeout",
+            help="Seconds --verify waits for new grants to propagate.",
+            min=1.0,
+        ),
+    ] = 120.0,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
-    """Create or update identities, grants, service accounts, RBAC and Vault roles."""
-    import sys
+    """Create or update identities, grants, service accounts, RBAC and Vault roles.
 
+    Every reference is checked first; if one fails nothing is written anywhere.
+    """
     with _connect(file, only, prune, sync_fallbacks, configmaps=out is None) as prov:
         plan = prov.plan()
-        if out is not None and not dry_run:
-            _write_out(prov, out)
         if dry_run:
             _finish_plan(plan, output)
             return
-        if not plan.has_changes:
-            _print_plan(plan, output)
-            return
-        if output is OutputFormat.TABLE:
-            _print_plan(plan, output)
-        if not yes:
-            if not sys.stdin.isatty():
-                from secretsboot.errors import BadInputError
+        _refuse_failed_checks(plan, output)
+        if out is not None:
+            _write_out(prov, out)
+        result = _apply(prov, plan, output, yes)
+        checked = _verify(prov, verify_timeout) if verify else None
+    _report(result, checked, output)
 
-                raise BadInputError(
-                    "refusing to apply without confirmation", hint="pass --yes (or run plan)"
-                )
-            typer.confirm("Apply these changes?", abort=True, err=True)
-        result = prov.apply(plan)
-    if output is OutputFormat.JSON:
-        import json
 
-        typer.echo(
-            json.dumps(
-                {
-                    "applied": [c.to_json() for c in result.applied],
-                    "writes": result.writes,
-                    "seconds": round(result.seconds, 3),
-                },
-                indent=2,
+def _refuse_failed_checks(plan: Plan, output: OutputFormat) -> None:
+    from secretsboot.provision.apply import refusal
+
+    refused = refusal(plan)
+    if refused is not None:
+        _print_plan(plan, output)
+        raise refused
+
+
+def _apply(prov: Provisioner, plan: Plan, output: OutputFormat, yes: bool) -> ApplyResult | None:
+    """Apply the plan (after confirmation); None when there was nothing to do."""
+    import sys
+
+    if not plan.has_changes:
+        _print_plan(plan, output)
+        return None
+    if output is OutputFormat.TABLE:
+        _print_plan(plan, output)
+    if not yes:
+        if not sys.stdin.isatty():
+            from secretsboot.errors import BadInputError
+
+            raise BadInputError(
+                "refusing to apply without confirmation", hint="pass --yes (or run plan)"
             )
-        )
+        typer.confirm("Apply these changes?", abort=True, err=True)
+    return prov.apply(plan)
+
+
+def _report(
+    result: ApplyResult | None, checked: list[Verified] | None, output: OutputFormat
+) -> None:
+    import json
+
+    from secretsboot.errors import UnavailableError
+
+    failed = [v for v in checked or [] if v.effective is False]
+    if output is OutputFormat.JSON:
+        doc: dict[str, object] = {
+            "applied": [c.to_json() for c in result.applied] if result else [],
+            "writes": result.writes if result else 0,
+            "seconds": round(result.seconds, 3) if result else 0.0,
+        }
+        if checked is not None:
+            doc["verify"] = [v.to_json() for v in checked]
+        typer.echo(json.dumps(doc, indent=2))
     elif not options().quiet:
-        typer.echo(f"Applied {result.writes} change(s) in {result.seconds:.1f}s.")
+        if result is not None:
+            typer.echo(f"Applied {result.writes} change(s) in {result.seconds:.1f}s.")
+        for v in checked or []:
+            typer.echo(v.line())
+    if failed:
+        raise UnavailableError(
+            f"provision --verify: {len(failed)} service(s) not effective: "
+            + ", ".join(v.service for v in failed),
+            hint="see each service's line above for the failure and its fix",
+        )
+
+
+@dataclass
+class Verified:
+    """One service as ``--verify`` found it: effective (True), not (False), or not checked."""
+
+    service: str
+    effective: bool | None
+    detail: str
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        word = {True: "effective", False: "NOT effective", None: "not verified"}[self.effective]
+        return f"{word:14} {self.service}: {self.detail}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "service": self.service,
+            "effective": self.effective,
+            "detail": self.detail,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _verify(prov: Provisioner, timeout: float) -> list[Verified]:
+    """Fetch every service's secrets as that service, writing nothing; wait out
+    propagation (fetch retries fresh-grant denials) for at most ``timeout`` seconds.
+
+    Composes the two faces here, in the command line: provision acts as the service
+    (its tokens), fetch fetches."""
+    import tempfile
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from secretsboot.errors import SecretsbootError
+    from secretsboot.fetch import fetch_secrets
+    from secretsboot.provision.actas import Acting, act_as
+
+    def one(acting: Acting) -> Verified:
+        if acting.config is None:
+            return Verified(acting.service, None, acting.reason)
+        start = time.perf_counter()
+        try:
+            values = fetch_secrets(
+                acting.config, timeout=timeout, propagation_window=timeout, env=acting.env
+            )
+        except SecretsbootError as exc:
+            return Verified(acting.service, False, str(exc), time.perf_counter() - start)
+        shown = ", ".join(f"{k} {v.fingerprint}" for k, v in sorted(values.items()))
+        took = time.perf_counter() - start
+        return Verified(
+            acting.service, True, f"{len(values)} secret(s) in {took:.1f}s: {shown}", took
+        )
+
+    with tempfile.TemporaryDirectory(prefix="secretsboot-verify-") as tmp:
+        acting = act_as(prov.spec, prov.backends, Path(tmp), prov.options.only)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(one, acting))
 
 
 def _write_out(prov: Provisioner, out: Path) -> None:
+    from secretsboot._fs import atomic_write_text
     from secretsboot.errors import WriteError
     from secretsboot.provision.desired import build
 
     state = build(prov.spec, identities={}, only=prov.options.only, configmaps=False)
+    files: dict[Path, str] = {
+        out / service / "fetch.yaml": text for service, text in state.fetch_configs.items()
+    }
+    for note in state.notes:
+        if note.detail and note.detail.lstrip().startswith("{"):
+            files[out / note.service / "volumes.json"] = note.detail + "\n"
     try:
-        for service, text in state.fetch_configs.items():
-            d = out / service
-            d.mkdir(parents=True, exist_ok=True)
-            (d / "fetch.yaml").write_text(text, encoding="utf-8")
-        for note in state.notes:
-            if note.detail and note.detail.lstrip().startswith("{"):
-                d = out / note.service
-                d.mkdir(parents=True, exist_ok=True)
-                (d / "volumes.json").write_text(note.detail + "\n", encoding="utf-8")
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, text)
     except OSError as exc:
         raise WriteError(f"cannot write to {out}: {exc.strerror}", hint="check --out") from None
+    if not options().quiet:
+        typer.echo(
+            f"wrote {len(files)} file(s) to {out}: "
+            + ", ".join(str(p.relative_to(out)) for p in files),
+            err=True,
+        )
 
 
 _ENV_HELP = (

@@ -297,6 +297,28 @@ class KubernetesBackend:
                 )
         return notes
 
+    def request_token(
+        self, namespace: str, service_account: str, audiences: list[str] | None, seconds: int
+    ) -> str:
+        """``POST .../serviceaccounts/{sa}/token`` (TokenRequest): a token of the service
+        account, as kubelet projects it into the service's pods (``provision --verify``)."""
+        spec: dict[str, Any] = {"expirationSeconds": seconds}
+        if audiences:
+            spec["audiences"] = audiences
+        got = self.request(
+            "POST",
+            f"{KINDS['ServiceAccount'].base(namespace)}/{service_account}/token",
+            what=f"request a token of ServiceAccount {namespace}/{service_account}",
+            verb="create",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+        )
+        token = ((got or {}).get("status") or {}).get("token")
+        if not token:
+            raise UnavailableError(
+                f"kubernetes: no token in the TokenRequest of {namespace}/{service_account}"
+            )
+        return str(token)
+
     def preflight(self, changes: Iterable[Change]) -> None:
         """Ask the API server (SelfSubjectAccessReview) whether every pending write is allowed.
 

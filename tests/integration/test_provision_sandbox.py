@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import secrets as pysecrets
 import uuid
 from collections.abc import Callable, Iterator
@@ -709,9 +710,12 @@ def test_cli_plan_exit_codes_and_json(
         sb.azure.vault_id("kvcli-shared"), PROVISIONER["oid"], KEY_VAULT_SECRETS_USER
     )
     assert main(["plan", "-f", str(path)]) == 10
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "+ managed-identity rg-cli/id-package-cli" in out
-    assert "Plan: " in out
+    # pending changes are a summary line, not an error (issue 13, finding 5)
+    assert re.search(r"^Plan: \d+ to add, 0 to change, 0 to destroy\.$", out, re.M), out
+    assert "error" not in captured.err
     assert main(["plan", "-f", str(path), "-o", "json"]) == 10
     doc = json.loads(capsys.readouterr().out)
     assert doc["hasChanges"] is True
@@ -979,3 +983,228 @@ def test_prune_finds_the_grants_of_a_deleted_identity_on_a_vault_no_longer_in_th
         ]
     assert left == []
     assert not plan_of(path, prune=True).has_changes
+
+
+# ---- issue 13: ownership, preflight of references, k8s primaries, --verify -----------
+
+
+def policy_texts(sb: Any) -> dict[str, str]:
+    """Every ACL policy OpenBao holds, by name (OpenBao keeps no call log we can read)."""
+    client = sb.vault.client()
+    try:
+        names = client.sys.list_acl_policies()["data"]["keys"]
+        return {n: client.sys.read_acl_policy(n)["data"]["policy"] for n in names}
+    finally:
+        client.adapter.close()
+
+
+def kube_exists(sb: Any, resource: str, name: str, namespace: str) -> bool:
+    from secretsboot.sandbox.kube.resources import ApiError
+
+    try:
+        sb.kube.store.get(resource, name, namespace)
+    except ApiError as exc:
+        assert exc.code == 404
+        return False
+    return True
+
+
+def all_writes(sb: Any) -> tuple[int, int]:
+    """Writes in every fake's call log: (Kubernetes, ARM)."""
+    kube = sum(1 for c in sb.kube.app.calls if c.method in WRITE_METHODS)
+    arm = sum(1 for c in sb.azure.arm.calls if c.method in WRITE_METHODS)
+    return kube, arm
+
+
+def test_a_declared_but_missing_vault_fails_plan_and_provision_writes_nothing(
+    sb: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from secretsboot.cli import main
+
+    path, _ = variant(sb, tmp_path, "nokv")  # the drone-delivery example on the sandbox
+    doc = yaml.safe_load(path.read_text())
+    doc["azure"]["keyVaults"].append({"name": "kvnokv-missing", "mode": "rbac"})
+    doc["services"][0]["secrets"].append(
+        {"name": "extra", "from": "keyvault://kvnokv-missing/extra"}
+    )
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert main(["plan", "-f", str(path)]) == 4
+    captured = capsys.readouterr()
+    assert "error: [delivery-nokv] azure: Key Vault 'kvnokv-missing' is declared" in captured.out
+    assert captured.err.startswith("error: azure: Key Vault 'kvnokv-missing'")
+    assert "az keyvault create -n kvnokv-missing" in captured.err
+    before, policies = all_writes(sb), policy_texts(sb)
+    assert main(["provision", "-f", str(path), "--yes"]) == 4
+    assert "nothing was written anywhere" in capsys.readouterr().err
+    assert all_writes(sb) == before  # zero writes in the Kubernetes and ARM call logs
+    assert policy_texts(sb) == policies  # and none in OpenBao
+    assert identities_in(sb, "rg-nokv") == []
+
+
+def test_wrong_mode_missing_mount_and_unreachable_issuer_are_named_together(
+    sb: Any, tmp_path: Path
+) -> None:
+    def break_references(doc: dict[str, Any]) -> None:
+        legacy = next(kv for kv in doc["azure"]["keyVaults"] if kv["mode"] == "access-policy")
+        legacy["mode"] = "rbac"  # the vault exists in access-policy mode
+        doc["vault"]["auth"]["kubernetes"]["mount"] = "kubernetes-missing"
+        doc["azure"]["oidcIssuer"] = "https://127.0.0.1:9/issuer"  # nothing listens
+
+    # the vault exists in access-policy mode (seeding creates the others)
+    sb.azure.create_keyvault("kvrefs-legacy", mode="access-policy", resource_group="rg-refs")
+    path, _ = variant(sb, tmp_path, "refs", break_references)
+    plan = plan_of(path)
+    text = "\n".join(f"{n.message}: {n.detail}" for n in plan.errors)
+    assert "kvrefs-legacy' is in access-policy mode but the spec declares mode: rbac" in text
+    assert "set mode: access-policy" in text
+    assert "no auth method is mounted at 'kubernetes-missing/'" in text
+    assert "bao auth enable -path=kubernetes-missing kubernetes" in text
+    assert "the OIDC issuer https://127.0.0.1:9/issuer: cannot reach" in text
+    before = all_writes(sb)
+    with pytest.raises(BadInputError):
+        provision(path)
+    assert all_writes(sb) == before
+
+
+def test_a_k8s_primary_is_the_operators_and_never_gets_a_placeholder(
+    sb: Any, tmp_path: Path
+) -> None:
+    def k8s_primary(doc: dict[str, Any]) -> None:
+        svc = doc["services"][3]  # ingestion: identity none
+        svc["secrets"].append({"name": "cache", "from": "k8s://catalog-cache#password"})
+
+    path, _ = variant(sb, tmp_path, "prim", k8s_primary)
+    plan = plan_of(path)
+    assert not plan.errors
+    assert not any(c.key.name == "ns-prim/catalog-cache" for c in plan.changes)
+    (note,) = [n for n in plan.notes if "catalog-cache" in n.message]
+    assert note.level == "action" and "never creates or fills a primary Secret" in note.message
+    assert "kubectl -n ns-prim create secret generic catalog-cache" in note.detail
+    provision(path)
+    assert not kube_exists(sb, "secrets", "catalog-cache", "ns-prim")
+    role = sb.kube.store.get("roles", "secretsboot-ingestion-prim", "ns-prim")
+    assert role["rules"][0]["resourceNames"] == ["catalog-cache"]
+    # the operator creates it: the action goes away, the Secret stays theirs (unlabelled)
+    sb.kube.store.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "catalog-cache", "namespace": "ns-prim"},
+            "data": {"password": "b3BlcmF0b3I="},
+        }
+    )
+    again = plan_of(path)
+    assert not again.has_changes
+    assert not any("catalog-cache" in n.message for n in again.notes)
+
+
+def test_prune_deletes_what_it_created_and_releases_what_it_adopted_in_all_three_systems(
+    sb: Any, tmp_path: Path
+) -> None:
+    """The operator's Secret, identity and Vault policy/role existed before provision
+    (adopted); the rest provision made (created). After the services leave the spec,
+    --prune deletes only the created ones and releases the adopted ones."""
+
+    def with_operator_secret(doc: dict[str, Any]) -> None:
+        doc["services"][1]["secrets"][0]["fallback"] = ["k8s://catalog-cache#password"]
+
+    path, _ = variant(sb, tmp_path, "own", with_operator_secret)
+    spec = load_spec(path)
+    ns = "ns-own"
+    sb.kube.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    sb.kube.store.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "catalog-cache", "namespace": ns, "labels": {"team": "x"}},
+            "data": {"password": "b3BlcmF0b3I="},
+        }
+    )
+    package = spec.service("package-own")
+    sb.azure.state.create_identity(
+        "rg-own", package.identity_name, location="eastus2", tags={"owner": "team-x"}
+    )
+    sb.vault.request(
+        "PUT", "sys/policies/acl/secretsboot-dd-own-ingestion-own", {"policy": "# theirs\n"}
+    )
+    sb.vault.request(
+        "POST",
+        "auth/kubernetes/role/ingestion-own",
+        {"bound_service_account_names": ["x"], "bound_service_account_namespaces": [ns]},
+    )
+    plan = plan_of(path)
+    owners = {(c.key.kind, c.key.name): c.ownership for c in plan.pending}
+    assert owners[("Secret", f"{ns}/catalog-cache")] == "adopted"
+    assert owners[("managed-identity", f"rg-own/{package.identity_name}")] == "adopted"
+    assert owners[("policy", "secretsboot-dd-own-ingestion-own")] == "adopted"
+    assert owners[("role", "kubernetes/ingestion-own")] == "adopted"
+    assert owners[("managed-identity", "rg-own/id-delivery-own")] == "created"
+    provision(path)
+    assert not plan_of(path).has_changes
+
+    def keep_workflow(doc: dict[str, Any]) -> None:
+        doc["services"] = [s for s in doc["services"] if s["name"] == "workflow-own"]
+
+    doc = yaml.safe_load(path.read_text())
+    keep_workflow(doc)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    pruning = plan_of(path, prune=True)
+    actions = {(c.key.kind, c.key.name): c.action for c in pruning.pending}
+    assert actions[("Secret", f"{ns}/catalog-cache")] is Action.RELEASE
+    assert actions[("managed-identity", f"rg-own/{package.identity_name}")] is Action.RELEASE
+    assert actions[("policy", "secretsboot-dd-own-ingestion-own")] is Action.RELEASE
+    assert actions[("role", "kubernetes/ingestion-own")] is Action.RELEASE
+    assert actions[("managed-identity", "rg-own/id-delivery-own")] is Action.DELETE
+    assert actions[("ServiceAccount", f"{ns}/delivery-own")] is Action.DELETE
+    assert "(adopted: released" in render_text(pruning)
+    provision(path, prune=True)
+    # adopted: intact, released (secretsboot's marks gone, the operator's kept)
+    secret = sb.kube.store.get("secrets", "catalog-cache", ns)
+    assert secret["metadata"]["labels"] == {"team": "x"}
+    assert "secretsboot.dev/ownership" not in (secret["metadata"].get("annotations") or {})
+    (ident,) = [i for i in identities_in(sb, "rg-own") if i.name == package.identity_name]
+    assert ident.tags == {"owner": "team-x"}
+    policies = policy_texts(sb)
+    assert "managed-by: secretsboot" not in policies["secretsboot-dd-own-ingestion-own"]
+    assert "ingestion-own" in sb.vault.request("LIST", "auth/kubernetes/role")["data"]["keys"]
+    # created: deleted
+    assert "id-delivery-own" not in {i.name for i in identities_in(sb, "rg-own")}
+    assert "secretsboot-dd-own-delivery-own" not in policies
+    assert not kube_exists(sb, "serviceaccounts", "delivery-own", ns)
+    assert not plan_of(path, prune=True).has_changes
+
+
+def test_provision_verify_reports_every_service_effective_despite_propagation(
+    sb: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from secretsboot.cli import main
+
+    path, _ = variant(sb, tmp_path, "verify")
+    doc = yaml.safe_load(path.read_text())
+    for kv in doc["azure"]["keyVaults"]:  # the data-plane URLs the pods' fetch.yaml names
+        kv["url"] = sb.azure.keyvault_url(kv["name"])
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    sb.azure.set_propagation_delay(3.0)
+    try:
+        code = main(["provision", "-f", str(path), "--yes", "--verify", "--verify-timeout", "60"])
+    finally:
+        sb.azure.set_propagation_delay(0.0)
+    captured = capsys.readouterr()
+    assert code == 0, captured.out[-3000:] + captured.err
+    lines = [line for line in captured.out.splitlines() if "-verify:" in line]
+    effective = sorted(
+        line.split()[1].rstrip(":") for line in lines if line.startswith("effective")
+    )
+    assert effective == [
+        "delivery-verify",
+        "ingestion-verify",
+        "package-verify",
+        "workflow-verify",
+    ], captured.out
+    assert any(
+        line.startswith("not verified") and "dronescheduler-verify" in line for line in lines
+    )
+    # the fresh role assignments took effect only after the delay: verify waited them out
+    waited = [float(m) for m in re.findall(r" in (\d+\.\d)s:", captured.out)]
+    assert max(waited) >= 1.0, captured.out
+    assert "CANARY" not in captured.out + captured.err
