@@ -14,7 +14,7 @@ import binascii
 from secretsboot.errors import NotFoundError, UnavailableError
 from secretsboot.secret import FALLBACK_PLACEHOLDER, SecretValue
 from secretsboot.transport import HttpClient, quote
-from secretsboot.transport.status import kubernetes_error
+from secretsboot.transport.status import create_secret_hint, kubernetes_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,7 +34,10 @@ METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,
 def extract(secret: Any, ref: Ref, namespace: str) -> SecretValue:
     data = secret.get("data") if isinstance(secret, dict) else None
     if not isinstance(data, dict) or ref.key not in data:
-        raise NotFoundError(f"Secret {namespace}/{ref.store} has no key '{ref.key}'")
+        raise NotFoundError(
+            f"Secret {namespace}/{ref.store} has no key '{ref.key}'",
+            hint=create_secret_hint(namespace, ref.store, ref.key or "KEY"),
+        )
     try:
         raw = base64.b64decode(data[ref.key], validate=True)
     except (binascii.Error, TypeError):
@@ -43,7 +46,8 @@ def extract(secret: Any, ref: Ref, namespace: str) -> SecretValue:
         # Not found, so the chain goes on; a pod must never start with the placeholder.
         raise NotFoundError(
             f"Secret {namespace}/{ref.store} key '{ref.key}' still holds secretsboot's placeholder",
-            hint="set its value, or run `secretsboot provision --sync-fallbacks`",
+            hint="set its value (kubectl edit secret); for the fallback of a keyvault:// or "
+            "vault:// source, `secretsboot provision --sync-fallbacks` copies the primary's",
         )
     return SecretValue(raw)
 

@@ -233,7 +233,15 @@ def kubernetes_error(
             f"Kubernetes rejected the credentials of {who}",
             hint="the service-account token is expired or not for this cluster",
         )
-    message = (
-        f"{where} not found" if status == 404 else f"Kubernetes API answered {status} for {where}"
-    )
+    if status == 404:
+        return base_error(status, f"{where} not found", hint=create_secret_hint(namespace, name))
+    message = f"Kubernetes API answered {status} for {where}"
     return base_error(status, message, retry_after=retry_after)
+
+
+def create_secret_hint(namespace: str, name: str, key: str = "KEY") -> str:
+    """A missing k8s:// Secret is the operator's to create (provision never fills one)."""
+    return (
+        f"create it (kubectl -n {namespace} create secret generic {name} "
+        f"--from-literal={key}=VALUE, or add the key); secretsboot never fills a primary Secret"
+    )
