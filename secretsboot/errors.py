@@ -10,7 +10,6 @@
      +-- NotFoundError ............ 4  a secret, object or identity does not exist
      +-- UnavailableError ......... 5  transient: 429, 5xx, connection refused, deadline passed
      +-- WriteError ............... 6  output could not be written (nothing partial is left)
-     +-- NotImplementedYetError ... 7  the command exists but is not built yet
      +-- PlanChangesPending ....... 10 `plan` found changes (terraform -detailed-exitcode style)
      +-- FindingsOverThreshold .... 11 `audit` found findings at or over the threshold
 
@@ -33,7 +32,6 @@ class ExitCode(IntEnum):
     NOT_FOUND = 4
     UNAVAILABLE = 5
     WRITE_FAILED = 6
-    NOT_IMPLEMENTED = 7
     CHANGES_PENDING = 10
     FINDINGS = 11
 
@@ -150,12 +148,6 @@ class WriteError(SecretsbootError):
     """Output could not be written; nothing partial is left behind."""
 
     exit_code = ExitCode.WRITE_FAILED
-
-
-class NotImplementedYetError(SecretsbootError):
-    """The command is part of the CLI but not built yet: it fails, never fakes success."""
-
-    exit_code = ExitCode.NOT_IMPLEMENTED
 
 
 class PlanChangesPending(SecretsbootError):

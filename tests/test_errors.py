@@ -16,7 +16,6 @@ from secretsboot import errors as e
         (e.NotFoundError("x"), 4),
         (e.UnavailableError("x", retry_after=2.0), 5),
         (e.WriteError("x"), 6),
-        (e.NotImplementedYetError("x"), 7),
         (e.PlanChangesPending("x"), 10),
         (e.FindingsOverThreshold("x"), 11),
         (e.SecretsbootError("x"), 1),

@@ -1,8 +1,10 @@
 """``secretsboot plan`` and ``secretsboot provision``.
 
 ``plan`` exits 0 when every system matches the spec, 10 when there are changes
-(``PlanChangesPending``), another code on error. ``provision`` checks every
-system first and writes nothing if one check fails; ``--dry-run`` is ``plan``.
+(a summary line, not an error), another code when a check failed. ``provision``
+checks every reference and permission first and writes nothing if one fails;
+``--dry-run`` is ``plan``; ``--verify`` then fetches as each service (the two
+faces are composed here: provision acts as the service, fetch fetches).
 
 Connection settings (the environment overrides the spec):
 
