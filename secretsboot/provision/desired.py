@@ -167,7 +167,9 @@ class Builder:
         if svc.delivery in (Delivery.INIT_CONTAINER, Delivery.ENV):
             kube.fetch_config(self, svc, ns)
         for scheme, refs in by_scheme.items():
-            GRANTS[scheme](self, svc, ns, refs)
+            grant = GRANTS.get(scheme)  # a store that needs no grant has no entry
+            if grant is not None:
+                grant(self, svc, ns, refs)
 
     def namespace(self, ns: str, service: str) -> None:
         self.add(

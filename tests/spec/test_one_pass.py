@@ -71,6 +71,17 @@ def test_a_bad_field_does_not_invent_errors_from_its_default() -> None:
     assert not any("services[1].identity" in line for line in lines)
 
 
+@pytest.mark.parametrize("mode", ['"0777"', '"0606"', "0400", '"0999"'])
+def test_modes_are_validated_as_fetch_validates_them(mode: str) -> None:
+    text = SPEC.replace('mode: "0640"', f"mode: {mode}").replace("        colour: blue\n", "")
+    text = text.replace("kv-order/", "kv-orders/").replace("kv://", "keyvault://")
+    text = text.replace(
+        "  - name: orders\n    identity: none", "  - name: tokens\n    identity: none"
+    )
+    lines = problems(text)
+    assert len(lines) == 1 and "services[0].secrets[2].mode" in lines[0], lines
+
+
 def test_spec_validate_json_prints_every_error_on_stdout(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
