@@ -75,8 +75,8 @@ def _print_plan(plan: Plan, output: OutputFormat) -> None:
     from secretsboot.provision.render import render_json, render_text
 
     if output is OutputFormat.JSON:
-        typer.echo(render_json(plan))
-    elif not options().quiet or plan.has_changes:
+        typer.echo(render_json(plan))  # asked for by name: printed even with -q
+    elif not options().quiet:  # -q: errors only (the exit code says whether changes are pending)
         typer.echo(render_text(plan), nl=False)
 
 
@@ -247,8 +247,8 @@ class Verified:
 
 
 def _verify(prov: Provisioner, timeout: float) -> list[Verified]:
-    """Fetch every service's secrets as that service, writing nothing; wait out
-    propagation (fetch retries fresh-grant denials) for at most ``timeout`` seconds.
+    """``fetch --check`` for every service, as that service: nothing is written; new
+    grants get up to ``timeout`` seconds to propagate (fetch retries fresh-grant denials).
 
     Composes the two faces here, in the command line: provision acts as the service
     (its tokens), fetch fetches."""
@@ -256,24 +256,24 @@ def _verify(prov: Provisioner, timeout: float) -> list[Verified]:
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from secretsboot.errors import SecretsbootError
-    from secretsboot.fetch import fetch_secrets
+    from secretsboot.fetch import check_secrets
     from secretsboot.provision.actas import Acting, act_as
 
     def one(acting: Acting) -> Verified:
         if acting.config is None:
             return Verified(acting.service, None, acting.reason)
         start = time.perf_counter()
-        try:
-            values = fetch_secrets(
-                acting.config, timeout=timeout, propagation_window=timeout, env=acting.env
-            )
-        except SecretsbootError as exc:
-            return Verified(acting.service, False, str(exc), time.perf_counter() - start)
-        shown = ", ".join(f"{k} {v.fingerprint}" for k, v in sorted(values.items()))
+        results = check_secrets(
+            acting.config, timeout=timeout, propagation_window=timeout, env=acting.env
+        )
         took = time.perf_counter() - start
+        failed = [r for r in results if not r.ok]
+        if failed:
+            shown = "; ".join(f"{r.name}: {r.error}" for r in failed)
+            return Verified(acting.service, False, shown, took)
+        shown = ", ".join(f"{r.name} {r.fingerprint}" for r in results)
         return Verified(
-            acting.service, True, f"{len(values)} secret(s) in {took:.1f}s: {shown}", took
+            acting.service, True, f"{len(results)} secret(s) in {took:.1f}s: {shown}", took
         )
 
     with tempfile.TemporaryDirectory(prefix="secretsboot-verify-") as tmp:

@@ -847,7 +847,13 @@ def test_only_and_out(sb: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str
     code = main(
         ["-q", "provision", "-f", str(path), "--only", ingestion, "--yes", "--out", str(out)]
     )
-    assert code == 0, capsys.readouterr().err
+    quiet = capsys.readouterr()
+    assert code == 0, quiet.err
+    assert quiet.out == quiet.err == ""  # -q: errors only
+    assert (
+        main(["provision", "-f", str(path), "--only", ingestion, "--yes", "--out", str(out)]) == 0
+    )
+    assert f"wrote 1 file(s) to {out}: {ingestion}/fetch.yaml" in capsys.readouterr().err
     text = (out / ingestion / "fetch.yaml").read_text()
     assert yaml.safe_load(text)["vault"]["auth"]["role"] == ingestion
     assert not sb.kube.store.exists("configmaps", f"secretsboot-{ingestion}", "ns-only")
