@@ -1,4 +1,4 @@
-"""``secretsboot demo [--dir DIR] [--keep] [--spec FILE]``."""
+"""``secretsboot demo [--dir DIR] [--keep] [-f/--file FILE]``."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ def register(app: typer.Typer) -> None:
         spec: Annotated[
             Path | None,
             typer.Option(
-                "--spec",
+                "--file",
                 "-f",
+                "--spec",
                 help="The spec (default: the Drone Delivery example); outputs are named after it.",
             ),
         ] = None,
