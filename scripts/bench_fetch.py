@@ -39,10 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from secretsboot.contract import KEY_VAULT_SECRETS_USER
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SECRETSBOOT = VENV_BIN / "secretsboot"
-KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 
 PEER_KEYVAULT = r"""
 import os, socket, sys

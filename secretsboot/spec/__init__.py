@@ -41,6 +41,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from secretsboot import _yaml
+from secretsboot.contract import DEFAULT_AUTHORITY
 from secretsboot.errors import SpecError, SpecErrors
 from secretsboot.refs import (
     DNS_SUBDOMAIN,
@@ -128,7 +129,7 @@ class AzureSpec(_Model):
     resource_group: str = Field(min_length=1, max_length=90)
     location: str = Field(min_length=1)
     oidc_issuer: str | None = Field(default=None, description="The cluster's OIDC issuer URL")
-    authority_host: str = "https://login.microsoftonline.com"
+    authority_host: str = DEFAULT_AUTHORITY
     key_vaults: list[KeyVaultSpec] = Field(default_factory=list)
 
     @field_validator("oidc_issuer")

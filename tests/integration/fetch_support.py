@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+from secretsboot.contract import KEY_VAULT_SECRETS_USER
+
 _ids = itertools.count(1)
 
 

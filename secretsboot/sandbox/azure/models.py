@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from secretsboot.contract import KEY_VAULT_SECRETS_USER
 from secretsboot.secret import SecretValue
 
 # Built-in role definition ids (the same GUIDs in every Azure tenant).
-KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 KEY_VAULT_ADMINISTRATOR = "00482a5a-887f-4fb3-b363-3b7fe8e74483"
 KEY_VAULT_READER = "21090545-7ca7-4776-b22c-e363652d74d2"
