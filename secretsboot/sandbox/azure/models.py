@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from secretsboot.contract import KEY_VAULT_SECRETS_USER
+from secretsboot.contract import KEY_VAULT_SECRETS_USER as KEY_VAULT_SECRETS_USER
 from secretsboot.secret import SecretValue
 
 # Built-in role definition ids (the same GUIDs in every Azure tenant).
