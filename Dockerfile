@@ -25,7 +25,7 @@ RUN set -eu; \
     PYTHONPATH="$(ls /pip/pip-*.whl)" python3 -m pip install --quiet --no-index \
         --no-deps --no-compile --target /opt/secretsboot/lib /wheels/*.whl; \
     cd /opt/secretsboot/lib/secretsboot; \
-    rm -rf cli provision audit sandbox inject spec.py _yaml.py; \
+    rm -rf cli provision audit sandbox inject spec _yaml.py; \
     rm -rf /opt/secretsboot/lib/bin; \
     python3 -m compileall -q /opt/secretsboot/lib
 

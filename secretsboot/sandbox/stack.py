@@ -192,6 +192,10 @@ class Sandbox:
         env = {"REQUESTS_CA_BUNDLE": ca, "SSL_CERT_FILE": ca}
         if self.kube is not None:
             env["KUBECONFIG"] = str(self.kube.kubeconfig_path)
+            if (
+                self.kube.app.issuer_url
+            ):  # the spec's issuer, served by the fake (provision checks it)
+                env["SECRETSBOOT_OIDC_ISSUER_URL"] = self.kube.url
         if self.azure is not None:
             env.update(self.azure.env())
         if self.operator is not None:

@@ -4,6 +4,11 @@ serving its discovery document and a non-empty JWKS.
 Entra ID fetches ``{issuer}/.well-known/openid-configuration`` and the ``jwks_uri``
 it names to check each service-account token; an issuer that does not serve them
 makes every workload-identity token exchange fail (AADSTS700211 / 70021).
+
+``SECRETSBOOT_OIDC_ISSUER_URL`` names where the issuer's documents are served when
+the issuer URL itself is not reachable from here (the sandbox serves the spec's
+issuer from its Kubernetes fake); the discovery document must still name the spec's
+issuer.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ def check_issuer(issuer: str, services: list[str], session: Any = None) -> list[
     http = session or requests.Session()
     verify: Any = os.environ.get("REQUESTS_CA_BUNDLE") or True
     who = ", ".join(services) or "(spec)"
-    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    served = (os.environ.get("SECRETSBOOT_OIDC_ISSUER_URL") or issuer).rstrip("/")
+    url = served + "/.well-known/openid-configuration"
     fix = (
         "set azure.oidcIssuer to the cluster's issuer (az aks show --query "
         "oidcIssuerProfile.issuerUrl) and enable it (az aks update --enable-oidc-issuer)"
@@ -41,6 +47,8 @@ def check_issuer(issuer: str, services: list[str], session: Any = None) -> list[
                 )
             ]
         jwks_uri = str(doc.get("jwks_uri") or "")
+        if served != issuer.rstrip("/") and jwks_uri.startswith(issuer.rstrip("/")):
+            jwks_uri = served + jwks_uri[len(issuer.rstrip("/")) :]
         if not jwks_uri:
             return [_problem(who, f"azure: {url} names no jwks_uri", fix, "not-found")]
         keys = _get_json(http, jwks_uri, verify).get("keys")
