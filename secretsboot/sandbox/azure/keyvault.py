@@ -183,8 +183,7 @@ class KeyVaultApp(FakeApp):
     def _route(
         self, req: Request, vault: Vault, claims: dict[str, Any], parts: list[str]
     ) -> Response:
-        m = req.method
-        if parts == ["secrets"] and m == "GET":
+        if parts == ["secrets"] and req.method == "GET":
             self._authorize(vault, claims, "list", None)
             return self._list(req, vault, None)
         named = len(parts) >= 2 and parts[0] in ("secrets", "deletedsecrets")
@@ -192,37 +191,55 @@ class KeyVaultApp(FakeApp):
             return kv_error(
                 400, "BadParameter", f"The request URI contains an invalid name: {parts[1]}"
             )
-        if len(parts) >= 2 and parts[0] == "secrets":
-            name = parts[1]
-            if len(parts) == 2 and m == "PUT":
-                self._authorize(vault, claims, "set", name)
-                return self._set(req, vault, name)
-            if len(parts) == 2 and m == "DELETE":
-                self._authorize(vault, claims, "delete", name)
-                return self._delete(vault, name)
-            if len(parts) == 3 and parts[2] == "versions" and m == "GET":
-                self._authorize(vault, claims, "list", name)
-                return self._list(req, vault, name)
-            if len(parts) <= 3 and m == "GET":
-                self._authorize(vault, claims, "get", name)
-                return self._get(vault, name, parts[2] if len(parts) == 3 else "")
-            if len(parts) <= 3 and m == "PATCH":
-                self._authorize(vault, claims, "update", name)
-                return self._update(req, vault, name, parts[2] if len(parts) == 3 else "")
-        if len(parts) >= 2 and parts[0] == "deletedsecrets":
-            name = parts[1]
-            if len(parts) == 2 and m == "GET":
-                self._authorize(vault, claims, "getdeleted", name)
-                return self._get_deleted(vault, name)
-            if len(parts) == 2 and m == "DELETE":
-                self._authorize(vault, claims, "purge", name)
-                return self._purge(vault, name)
-            if len(parts) == 3 and parts[2] == "recover" and m == "POST":
-                self._authorize(vault, claims, "recover", name)
-                return self._recover(vault, name)
+        found = None
+        if named and parts[0] == "secrets":
+            found = self._secret_op(req, vault, claims, parts)
+        elif named:
+            found = self._deleted_op(req, vault, claims, parts)
+        if found is not None:
+            return found
         return kv_error(
-            400, "BadParameter", f"The request URI contains an invalid operation: {m} {req.path}"
+            400,
+            "BadParameter",
+            f"The request URI contains an invalid operation: {req.method} {req.path}",
         )
+
+    def _secret_op(
+        self, req: Request, vault: Vault, claims: dict[str, Any], parts: list[str]
+    ) -> Response | None:
+        """``/secrets/{name}[/{version}|/versions]``: set, delete, list versions, get, update."""
+        m, name = req.method, parts[1]
+        version = parts[2] if len(parts) == 3 else ""
+        if len(parts) == 2 and m in ("PUT", "DELETE"):
+            op = "set" if m == "PUT" else "delete"
+            self._authorize(vault, claims, op, name)
+            return self._set(req, vault, name) if m == "PUT" else self._delete(vault, name)
+        if version == "versions" and m == "GET":
+            self._authorize(vault, claims, "list", name)
+            return self._list(req, vault, name)
+        if len(parts) <= 3 and m == "GET":
+            self._authorize(vault, claims, "get", name)
+            return self._get(vault, name, version)
+        if len(parts) <= 3 and m == "PATCH":
+            self._authorize(vault, claims, "update", name)
+            return self._update(req, vault, name, version)
+        return None
+
+    def _deleted_op(
+        self, req: Request, vault: Vault, claims: dict[str, Any], parts: list[str]
+    ) -> Response | None:
+        """``/deletedsecrets/{name}[/recover]``: get, purge, recover a soft-deleted secret."""
+        m, name = req.method, parts[1]
+        if len(parts) == 2 and m == "GET":
+            self._authorize(vault, claims, "getdeleted", name)
+            return self._get_deleted(vault, name)
+        if len(parts) == 2 and m == "DELETE":
+            self._authorize(vault, claims, "purge", name)
+            return self._purge(vault, name)
+        if len(parts) == 3 and parts[2] == "recover" and m == "POST":
+            self._authorize(vault, claims, "recover", name)
+            return self._recover(vault, name)
+        return None
 
     # ---- authorization -----------------------------------------------------------
 

@@ -234,25 +234,39 @@ class KubeApp(FakeApp):
 
     def _route(self, req: Request) -> Response:
         path = req.path.rstrip("/") or "/"
-        if req.method in ("GET", "HEAD"):
-            if path == "/.well-known/openid-configuration":
-                return Response(200, self.openid_configuration())
-            if path == "/openid/v1/jwks":
-                return Response(
-                    200, jwks([self.signing_key]), {"Content-Type": "application/jwk-set+json"}
-                )
-            if path in ("/healthz", "/livez", "/readyz"):
-                return Response(200, "ok")
-            if path == "/version":  # public, as system:public-info-viewer allows
-                return Response(200, discovery.version())
+        public = self._public(req, path) if req.method in ("GET", "HEAD") else None
+        if public is not None:
+            return public
         user = self._authenticate(req)
+        segs = path.strip("/").split("/")
+        found = self._discovery(path, segs)
+        if found is None and req.method == "POST":
+            found = self._reviews(req, user, path)
+        return found if found is not None else self._resource_request(req, user, segs)
+
+    def _public(self, req: Request, path: str) -> Response | None:
+        """What an anonymous caller may read: OIDC discovery, JWKS, health, version."""
+        if path == "/.well-known/openid-configuration":
+            return Response(200, self.openid_configuration())
+        if path == "/openid/v1/jwks":
+            return Response(
+                200, jwks([self.signing_key]), {"Content-Type": "application/jwk-set+json"}
+            )
+        if path in ("/healthz", "/livez", "/readyz"):
+            return Response(200, "ok")
+        if path == "/version":  # public, as system:public-info-viewer allows
+            return Response(200, discovery.version())
+        return None
+
+    @staticmethod
+    def _discovery(path: str, segs: list[str]) -> Response | None:
+        """API discovery: /api, /apis, a group, a group version's resource list."""
         if path == "/api":
             return Response(
                 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
             )
         if path == "/apis":
             return Response(200, discovery.group_list())
-        segs = path.strip("/").split("/")
         if segs[0] == "apis" and len(segs) == 2:
             for group in discovery.group_list()["groups"]:
                 if group["name"] == segs[1]:
@@ -262,23 +276,24 @@ class KubeApp(FakeApp):
             return Response(200, discovery.resource_list("", segs[1]))
         if segs[0] == "apis" and len(segs) == 3:
             return Response(200, discovery.resource_list(segs[1], segs[2]))
-        if path == "/apis/authentication.k8s.io/v1/tokenreviews" and req.method == "POST":
+        return None
+
+    def _reviews(self, req: Request, user: Any, path: str) -> Response | None:
+        """TokenReview and (Self)SubjectAccessReview, authorized like the real server."""
+        if path == "/apis/authentication.k8s.io/v1/tokenreviews":
             self._authorize(
                 user, Attributes("create", "authentication.k8s.io", "tokenreviews", None, None)
             )
             return self._token_review(req)
-        if (
-            path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
-            and req.method == "POST"
-        ):
+        if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
             return self._access_review(req, user, "SelfSubjectAccessReview")
-        if path == "/apis/authorization.k8s.io/v1/subjectaccessreviews" and req.method == "POST":
+        if path == "/apis/authorization.k8s.io/v1/subjectaccessreviews":
             self._authorize(
                 user,
                 Attributes("create", "authorization.k8s.io", "subjectaccessreviews", None, None),
             )
             return self._access_review(req, user, "SubjectAccessReview")
-        return self._resource_request(req, user, segs)
+        return None
 
     def openid_configuration(self) -> dict[str, Any]:
         return {
@@ -438,7 +453,8 @@ class KubeApp(FakeApp):
         if verb == "list":
             return self._list(req, resource, namespace)
         if verb == "get":
-            return Response(200, self.store.get(resource, str(name), namespace))
+            got = self.store.get(resource, str(name), namespace)
+            return Response(200, as_metadata(req.headers.get("accept", ""), got, many=False))
         if verb == "delete":
             deleted = self.store.delete(resource, str(name), namespace)
             if resource.plural in _DELETE_RETURNS_OBJECT:
@@ -450,17 +466,15 @@ class KubeApp(FakeApp):
 
     def _list(self, req: Request, resource: Any, namespace: str | None) -> Response:
         limit = req.arg("limit")
-        return Response(
-            200,
-            self.store.list(
-                resource,
-                namespace,
-                label_selector=req.arg("labelSelector"),
-                field_selector=req.arg("fieldSelector"),
-                limit=int(limit) if limit and limit.isdigit() else None,
-                continue_token=req.arg("continue"),
-            ),
+        listed = self.store.list(
+            resource,
+            namespace,
+            label_selector=req.arg("labelSelector"),
+            field_selector=req.arg("fieldSelector"),
+            limit=int(limit) if limit and limit.isdigit() else None,
+            continue_token=req.arg("continue"),
         )
+        return Response(200, as_metadata(req.headers.get("accept", ""), listed, many=True))
 
     def _write(
         self, verb: str, resource: Any, name: str | None, namespace: str | None, body: Any
