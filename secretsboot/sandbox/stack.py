@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from secretsboot._fs import atomic_write_text
-from secretsboot.errors import BadInputError, UnavailableError
+from secretsboot.errors import BadInputError
 from secretsboot.sandbox import seed
 from secretsboot.sandbox._http import FakeServer, Faults
 from secretsboot.sandbox.kube import KubeFake
@@ -115,13 +115,8 @@ class Sandbox:
             if "kubernetes" in chosen:
                 sb.kube = KubeFake.start(sb.ca, state_dir)
             if "azure" in chosen:
-                try:
-                    from secretsboot.sandbox.azure import AzureFakes
-                except ImportError as exc:
-                    raise UnavailableError(
-                        f"the Azure fakes cannot be loaded: {exc}",
-                        hint="start without them: components=('kubernetes', 'openbao')",
-                    ) from None
+                from secretsboot.sandbox.azure import AzureFakes
+
                 sb.azure = AzureFakes.start(sb.ca, state_dir, **seed.spec_identity(spec))
                 sb.operator = seed.create_operator(sb)
             if spec is not None:

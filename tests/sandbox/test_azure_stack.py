@@ -13,8 +13,7 @@ from azure.identity import WorkloadIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
 from secretsboot.sandbox.azure import KEY_VAULT_SECRETS_USER
-
-Sandbox = pytest.importorskip("secretsboot.sandbox.stack").Sandbox
+from secretsboot.sandbox.stack import Sandbox
 
 CANARY = "CANARY-stack-" + uuid.uuid4().hex[:8]
 

@@ -18,10 +18,6 @@ pytestmark = [pytest.mark.openbao, pytest.mark.integration]
 
 
 def _components() -> str:
-    try:
-        from secretsboot.sandbox.azure import AzureFakes  # noqa: F401
-    except ImportError:
-        return "kubernetes,openbao"
     return "kubernetes,azure,openbao"
 
 
