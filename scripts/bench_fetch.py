@@ -103,6 +103,9 @@ def bao_binary() -> str:
 
 
 def setup_vault(sb: Any, work: Path, n: int) -> tuple[dict[str, str], Path, Path, list[str]]:
+    """Both sides talk to OpenBao's own TLS listener (``server_address``), not the sandbox's
+    fault-injection front: a real Vault has no Python relay before it, and a relay's cost
+    per request, paid by both sides, would only pull the ratio towards 1."""
     store = sb.kube.store
     store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
     store.create(
@@ -137,7 +140,7 @@ def setup_vault(sb: Any, work: Path, n: int) -> tuple[dict[str, str], Path, Path
         "serviceAccount": "orders",
         "identity": "none",
         "vault": {
-            "address": sb.vault.address,
+            "address": sb.vault.server_address,
             "kvVersion": 2,
             "auth": {"method": "kubernetes", "mount": "kubernetes", "role": "orders",
                      "tokenPath": str(sa_dir / "token")},
@@ -163,7 +166,7 @@ def setup_vault(sb: Any, work: Path, n: int) -> tuple[dict[str, str], Path, Path
     )
     hcl.write_text(
         f"""exit_after_auth = true
-vault {{ address = "{sb.vault.address}" }}
+vault {{ address = "{sb.vault.server_address}" }}
 auto_auth {{
   method "kubernetes" {{
     mount_path  = "auth/kubernetes"
