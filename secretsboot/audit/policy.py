@@ -42,14 +42,13 @@ import contextlib
 import datetime as dt
 import fnmatch
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from secretsboot._fs import atomic_write_text
 from secretsboot._yaml import YAMLError, load_with_lines
 from secretsboot.audit.findings import RULES, attach, sort_findings
 from secretsboot.audit.findings.governance import SB901, SB902
@@ -60,7 +59,7 @@ from secretsboot.audit.model import (
     Severity,
     Workload,
 )
-from secretsboot.errors import SpecError, WriteError
+from secretsboot.errors import SpecError
 
 API_VERSION = "secretsboot/v1"
 BASELINE_SCHEMA = "secretsboot.audit/baseline-v1"
@@ -486,22 +485,7 @@ def write_baseline(result: AuditResult, path: str | Path) -> int:
     """Write the baseline atomically (temp file + rename); returns how many findings it holds."""
     doc = baseline_document(result)
     text = baseline_text(result)
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".baseline-", dir=target.parent or Path("."))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise WriteError(
-            f"cannot write the baseline {target} ({exc.strerror or exc})",
-            hint="check the directory exists and is writable",
-        ) from None
+    atomic_write_text(path, text, what="baseline")
     return len(doc["findings"])
 
 

@@ -80,14 +80,15 @@ def test_no_proxy_is_honoured(tls: TLS) -> None:
 def test_http_goes_to_a_forward_proxy_in_absolute_form() -> None:
     with ScriptServer(tunnel) as proxy:
         env = {"HTTP_PROXY": f"127.0.0.1:{proxy.port}"}
-        client = HttpClient("http://169.254.169.254", what="IMDS", env=env, cleartext_ok=True)
+        # a name no resolver knows: only the loopback proxy is ever connected to
+        client = HttpClient("http://metadata.invalid", what="IMDS", env=env, cleartext_ok=True)
         try:
             resp = client.request("GET", "/metadata/identity", deadline=Deadline.after(5))
         finally:
             client.close()
     assert resp.json() == {"via": "proxy"}
     assert proxy.requests[0].startswith(
-        b"GET http://169.254.169.254:80/metadata/identity HTTP/1.1\r\n"
+        b"GET http://metadata.invalid:80/metadata/identity HTTP/1.1\r\n"
     )
 
 
