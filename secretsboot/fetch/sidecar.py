@@ -95,7 +95,9 @@ def _loop_until_signalled(
     try:
         loop.start()
         while loop.is_alive():
-            select.select([wake_r], [], [], 1.0)
+            # the wakeup fd ends the wait at once; the short timeout bounds a missed wake
+            # (a signal that lands between the checks below) well inside the 1 s exit budget
+            select.select([wake_r], [], [], 0.2)
             with contextlib.suppress(BlockingIOError):
                 os.read(wake_r, 512)
             while received:
