@@ -7,17 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_runtime import FakeStore, cfg
 
 from secretsboot.cli import main as typer_main
 from secretsboot.errors import DeniedError, NotFoundError
 from secretsboot.fetch import check
 from secretsboot.fetch._cli import build_parser
 from secretsboot.fetch._cli import main as fast_main
-
-try:
-    from test_runtime import FakeStore, cfg
-except ImportError:  # pragma: no cover
-    from .test_runtime import FakeStore, cfg
 
 
 def test_fast_path_never_imports_typer(tmp_path: Path) -> None:

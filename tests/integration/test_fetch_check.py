@@ -9,15 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fetch_support import run_cli
+from test_refresh_sandbox import three_stores
 
 from secretsboot.secret import fingerprint
-
-try:
-    from fetch_support import run_cli
-    from test_refresh_sandbox import three_stores
-except ImportError:  # pragma: no cover
-    from .fetch_support import run_cli
-    from .test_refresh_sandbox import three_stores
 
 pytestmark = [pytest.mark.integration, pytest.mark.openbao]
 

@@ -8,33 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-try:
-    from fetch_support import (
-        Pod,
-        config,
-        keyvault,
-        listing,
-        make_pod,
-        put_vault,
-        run_cli,
-        unique,
-        vault_role,
-        workload_identity,
-    )
-except ImportError:  # pragma: no cover
-    from .fetch_support import (
-        Pod,
-        config,
-        keyvault,
-        listing,
-        make_pod,
-        put_vault,
-        run_cli,
-        unique,
-        vault_role,
-        workload_identity,
-    )
+from fetch_support import (
+    Pod,
+    config,
+    keyvault,
+    listing,
+    make_pod,
+    put_vault,
+    run_cli,
+    unique,
+    vault_role,
+    workload_identity,
+)
 
 pytestmark = pytest.mark.integration
 

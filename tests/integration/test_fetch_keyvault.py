@@ -11,29 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-try:
-    from fetch_support import (
-        KEY_VAULT_SECRETS_USER,
-        config,
-        keyvault,
-        listing,
-        make_pod,
-        run_cli,
-        unique,
-        workload_identity,
-    )
-except ImportError:  # pragma: no cover
-    from .fetch_support import (
-        KEY_VAULT_SECRETS_USER,
-        config,
-        keyvault,
-        listing,
-        make_pod,
-        run_cli,
-        unique,
-        workload_identity,
-    )
+from fetch_support import (
+    KEY_VAULT_SECRETS_USER,
+    config,
+    keyvault,
+    listing,
+    make_pod,
+    run_cli,
+    unique,
+    workload_identity,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -18,13 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-try:
-    from fetch_support import Pod, config, make_pod, unique
-    from test_fetch_k8s_fallback import _k8s_secret as k8s_secret
-except ImportError:  # pragma: no cover
-    from .fetch_support import Pod, config, make_pod, unique
-    from .test_fetch_k8s_fallback import _k8s_secret as k8s_secret
+from fetch_support import Pod, config, make_pod, unique
+from test_fetch_k8s_fallback import _k8s_secret as k8s_secret
 
 pytestmark = [
     pytest.mark.integration,

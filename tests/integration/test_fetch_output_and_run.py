@@ -11,11 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-try:
-    from fetch_support import config, listing, make_pod, put_vault, run_cli, unique, vault_role
-except ImportError:  # pragma: no cover
-    from .fetch_support import config, listing, make_pod, put_vault, run_cli, unique, vault_role
+from fetch_support import config, listing, make_pod, put_vault, run_cli, unique, vault_role
 
 pytestmark = [pytest.mark.integration, pytest.mark.openbao]
 
@@ -159,10 +155,8 @@ def test_azure_only_fetch_imports_no_vault_or_kubernetes_client(
 ) -> None:
     if sandbox.azure is None:
         pytest.skip("the sandbox has no Azure fakes")
-    try:
-        from fetch_support import keyvault, workload_identity
-    except ImportError:  # pragma: no cover
-        from .fetch_support import keyvault, workload_identity
+    from fetch_support import keyvault, workload_identity
+
     pod = make_pod(sandbox, tmp_path)
     kv = keyvault(sandbox)
     workload_identity(sandbox, pod, kv)

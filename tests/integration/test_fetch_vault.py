@@ -8,11 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-try:
-    from fetch_support import config, listing, make_pod, put_vault, run_cli, unique, vault_role
-except ImportError:  # pragma: no cover - when tests/integration is a package
-    from .fetch_support import config, listing, make_pod, put_vault, run_cli, unique, vault_role
+from fetch_support import config, listing, make_pod, put_vault, run_cli, unique, vault_role
 
 pytestmark = [pytest.mark.integration, pytest.mark.openbao]
 
@@ -131,10 +127,8 @@ def test_jwt_auth_with_an_entra_token_of_the_workload_identity(
 ) -> None:
     if sandbox.azure is None:
         pytest.skip("the sandbox has no Azure fakes")
-    try:
-        from fetch_support import keyvault, workload_identity
-    except ImportError:  # pragma: no cover
-        from .fetch_support import keyvault, workload_identity
+    from fetch_support import keyvault, workload_identity
+
     azure = sandbox.azure
     issuer = f"{azure.authority_host}/{azure.tenant_id}/v2.0"
     mount = unique("jwt-entra")

@@ -17,13 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-try:
-    from test_fetch_kubelet_folders import readable_by_others
-    from test_refresh_sandbox import three_stores
-except ImportError:  # pragma: no cover
-    from .test_fetch_kubelet_folders import readable_by_others
-    from .test_refresh_sandbox import three_stores
+from test_fetch_kubelet_folders import readable_by_others
+from test_refresh_sandbox import three_stores
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("SECRETSBOOT_INIT_IMAGE", "localhost/secretsboot-init:dev")
