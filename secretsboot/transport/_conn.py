@@ -149,10 +149,14 @@ class Connection(http.client.HTTPConnection):
         tls: ssl.SSLContext | None,
         server_hostname: str,
         deadline: Deadline,
+        session: ssl.SSLSession | None = None,
     ) -> None:
         super().__init__(host, port)
         self._tls = tls
         self._server_hostname = server_hostname
+        self._session = session
+        self.session: ssl.SSLSession | None = None
+        self._asked = False
         self.deadline = deadline
         self._create_connection = self._open
 
@@ -168,9 +172,27 @@ class Connection(http.client.HTTPConnection):
         super().connect()  # TCP, then the proxy's CONNECT when tunnelling
         if self._tls is not None:
             self.sock.settimeout(self.deadline.left())  # the whole handshake
-            tls = self._tls.wrap_socket(self.sock, server_hostname=self._server_hostname)
+            name = self._server_hostname  # as bytes when ASCII: text loads the IDNA codec
+            tls = self._tls.wrap_socket(
+                self.sock,
+                server_hostname=name.encode("ascii") if name.isascii() else name,
+                session=self._session,
+            )
             tls.deadline = self.deadline  # type: ignore[attr-defined]
             self.sock = tls
+
+    def getresponse(self) -> http.client.HTTPResponse:
+        sock = self.sock  # http.client forgets it when the reply closes the connection
+        resp = super().getresponse()
+        if not self._asked:  # once per connection: each ask costs a quarter millisecond
+            self._asked = True
+            # TLS 1.3 sends the session ticket after the handshake: read with the reply
+            self.session = getattr(sock, "session", None)
+        return resp
+
+    def tls_session(self) -> ssl.SSLSession | None:
+        """The TLS session the next connection to this origin can resume."""
+        return self.session
 
 
 class BodyTooLarge(Exception):
@@ -198,12 +220,15 @@ def read_body(resp: http.client.HTTPResponse, limit: int) -> bytes:
 
 
 class Pool:
-    """Idle connections to one origin and the slots that bound how many are open."""
+    """Idle connections to one origin, the slots that bound how many are open, and the
+    TLS session a new connection resumes (no second certificate check or key exchange
+    signature: the first full handshake verified the server for this context)."""
 
     def __init__(self, size: int) -> None:
         self.idle: list[Connection] = []
         self.lock = threading.Lock()
         self.slots = threading.BoundedSemaphore(size)
+        self.session: ssl.SSLSession | None = None
 
     def take(self) -> Connection | None:
         with self.lock:
@@ -214,9 +239,16 @@ class Pool:
                 conn.close()
         return None
 
-    def give(self, conn: Connection) -> None:
+    def give(self, conn: Connection, *, keep: bool) -> None:
+        """Take back a connection after a complete reply: idle if ``keep``, else closed."""
+        session = conn.tls_session()
         with self.lock:
-            self.idle.append(conn)
+            if session is not None:
+                self.session = session
+            if keep:
+                self.idle.append(conn)
+                return
+        conn.close()
 
     def close(self) -> None:
         with self.lock:

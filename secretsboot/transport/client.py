@@ -238,18 +238,18 @@ class HttpClient:
             scheme, host, port, target = new
         raise UnavailableError(f"the {self.what} redirected more than {MAX_REDIRECTS} times")
 
-    def _connection(self, scheme: str, host: str, port: int, deadline: Deadline) -> Connection:
+    def _connection(
+        self, scheme: str, host: str, port: int, deadline: Deadline, pool: Pool
+    ) -> Connection:
         proxy = proxy_for(scheme, host, port, self.env)
         tls = self._tls() if scheme == "https" else None
-        if proxy is None:
-            conn = Connection(host, port, tls=tls, server_hostname=host, deadline=deadline)
-        else:
-            conn = Connection(
-                proxy.host, proxy.port, tls=tls, server_hostname=host, deadline=deadline
-            )
-            if scheme == "https":
-                auth = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
-                conn.set_tunnel(host, port, headers=auth)
+        at = (host, port) if proxy is None else (proxy.host, proxy.port)
+        conn = Connection(
+            *at, tls=tls, server_hostname=host, deadline=deadline, session=pool.session
+        )
+        if proxy is not None and scheme == "https":
+            auth = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+            conn.set_tunnel(host, port, headers=auth)
         conn.via = proxy  # type: ignore[attr-defined]
         return conn
 
@@ -276,7 +276,7 @@ class HttpClient:
                 conn = pool.take()
                 reused = conn is not None
                 if conn is None:
-                    conn = self._connection(scheme, host, port, deadline)
+                    conn = self._connection(scheme, host, port, deadline, pool)
                 conn.arm(deadline)
                 proxy: Proxy | None = getattr(conn, "via", None)
                 line = target
@@ -301,7 +301,7 @@ class HttpClient:
                     if reused and attempt == 0 and isinstance(exc, _STALE):
                         continue  # the server had closed the idle keep-alive connection
                     raise self._failure(exc, origin, proxy, deadline) from None
-                (pool.give if keep else _close)(conn)
+                pool.give(conn, keep=keep)
                 return Response(resp.status, replied, data, self.what)
         finally:
             pool.slots.release()
@@ -327,10 +327,6 @@ class HttpClient:
 
 
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
-
-
-def _close(conn: Connection) -> None:
-    conn.close()
 
 
 def _reason(exc: BaseException, deadline: Deadline) -> str:

@@ -62,14 +62,20 @@ def forbidden_in(names: set[str]) -> list[str]:
     return sorted(n for n in names if any(n == f or n.startswith(f + ".") for f in FORBIDDEN))
 
 
-#: runs ``python -m secretsboot ARGS`` and, at exit, lists every module loaded by any thread
+#: runs ``python -m secretsboot ARGS`` and, at exit, lists every module loaded by any
+#: thread (``fetch``/``run`` end with ``os._exit``, which skips atexit: both are caught)
 PROBE = (
-    "import atexit, runpy, sys\n"
+    "import atexit, os, runpy, sys\n"
     "out = sys.argv.pop(1)\n"
     "def dump():\n"
     "    with open(out, 'w') as fh:\n"
     "        fh.write('\\n'.join(sorted(sys.modules)))\n"
     "atexit.register(dump)\n"
+    "_exit = os._exit\n"
+    "def exit_after_dump(code):\n"
+    "    dump()\n"
+    "    _exit(code)\n"
+    "os._exit = exit_after_dump\n"
     "sys.argv[0] = 'secretsboot'\n"
     "runpy.run_module('secretsboot', run_name='__main__', alter_sys=True)\n"
 )

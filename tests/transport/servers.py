@@ -48,6 +48,8 @@ class ScriptServer:
         self.port = self.listener.getsockname()[1]
         self.requests: list[bytes] = []
         self.connections = 0
+        #: per TLS connection, in order: whether the client resumed an earlier session
+        self.resumed: list[bool] = []
         self.stopping = threading.Event()
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -93,6 +95,7 @@ class ScriptServer:
                 sock = self.tls.server.wrap_socket(conn, server_side=True)
                 with self._lock:
                     self._socks.append(sock)
+                    self.resumed.append(sock.session_reused)
             self.script(sock, self)
         except (OSError, ValueError):
             pass  # the client gave up: that is the point of most scripts

@@ -59,6 +59,28 @@ def test_tls_keep_alive_one_connection_reused(tls: TLS, client_for: object) -> N
     assert b"Host: 127.0.0.1:" in server.requests[0]
 
 
+def test_a_new_connection_resumes_the_tls_session(tls: TLS, client_for: object) -> None:
+    """The second connection to an origin skips the certificate check and the key
+    exchange signature (cheaper for both sides at pod start); a reply that closes the
+    connection still leaves its session to resume."""
+    closing = reply(200, b"{}", {"Connection": "close"})
+    with ScriptServer(answer(closing), tls) as server:
+        client = client_for(server)  # type: ignore[operator]
+        for _ in range(3):
+            assert client.request("GET", "/", deadline=soon()).status == 200
+    assert server.connections == 3
+    assert server.resumed == [False, True, True]
+
+
+def test_a_session_is_not_offered_to_another_origin(tls: TLS, client_for: object) -> None:
+    with ScriptServer(answer(reply(200)), tls) as two:
+        moved = reply(307, b"", {"Location": two.url + "/there"})
+        with ScriptServer(answer(moved), tls) as one:
+            client = client_for(one)  # type: ignore[operator]
+            assert client.request("GET", "/", deadline=soon()).status == 200
+    assert one.resumed == [False] and two.resumed == [False]
+
+
 def test_untrusted_certificate_is_unavailable_with_a_clear_reason(tls: TLS, tmp_path: Path) -> None:
     other = TLS(tmp_path)
     with ScriptServer(answer(reply(200)), tls) as server:
