@@ -1,14 +1,15 @@
 """The transport floor: the one HTTP client every data-plane client is built on.
 
 - :mod:`.deadline`: :class:`Deadline`, the remaining time handed down to every wait;
-- :mod:`.client`: :class:`HttpClient` (:mod:`http.client` underneath: proxies, TLS
-  only, 307/308 to https, body cap, pooled keep-alive) and :class:`Response`;
+- :mod:`.client`: :class:`HttpClient` (proxies, TLS only, 307/308 to https, body
+  cap, pooled keep-alive, TLS session resumption) and :class:`Response`;
+- :mod:`._http1`: HTTP/1.1 framing, read strictly (why not :mod:`http.client`: there);
 - :mod:`.proxy`: ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` as curl reads them;
 - :mod:`.status`: the one status -> error map per system (Key Vault, Entra ID,
   Vault, Kubernetes).
 
-Callers see only errors of :mod:`secretsboot.errors`, never an :mod:`http.client`,
-:mod:`ssl` or socket exception.
+Callers see only errors of :mod:`secretsboot.errors`, never a protocol, :mod:`ssl`
+or socket exception.
 """
 
 from __future__ import annotations

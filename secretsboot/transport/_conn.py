@@ -1,19 +1,29 @@
-"""Connections whose every wait is bounded by the deadline, on :mod:`http.client`.
+"""Connections whose every wait is bounded by the deadline.
 
 The socket's timeout is set to what remains of the :class:`~.deadline.Deadline`
 before every ``recv`` and ``send`` (plain and TLS sockets alike), the TCP connect and
 the whole TLS handshake get what remains when they start, and the proxy's
-``CONNECT`` reply is read through the same sockets. :class:`_Response` skips every
-interim ``1xx`` reply. :class:`Pool` holds idle connections to one origin.
+``CONNECT`` reply is read through the same sockets. The protocol itself is
+:mod:`._http1`. :class:`Pool` holds idle connections to one origin.
 """
 
 from __future__ import annotations
 
-import http.client
 import socket
 import threading
+from collections.abc import Callable, Mapping
 
 from secretsboot.errors import BadInputError
+from secretsboot.transport._http1 import (
+    NoReply,
+    ProtocolError,
+    Reader,
+    Reply,
+    encode_request,
+    host_header,
+    read_head,
+    read_reply,
+)
 from secretsboot.transport.deadline import Deadline
 
 TYPE_CHECKING = False
@@ -21,9 +31,7 @@ if TYPE_CHECKING:
     import ssl
     from typing import Any
 
-_MAXLINE = 65536
-_MAX_INTERIM = 20
-
+    from secretsboot.transport.proxy import Proxy
 
 # ---- sockets whose every wait is bounded by the deadline ------------------------------
 
@@ -98,12 +106,47 @@ def ssl_context(
         return ctx
 
 
-def _open_socket(host: str, port: int, deadline: Deadline) -> _DeadlineSocket:
-    """``socket.create_connection`` bounded by the deadline, as a :class:`_DeadlineSocket`.
-    The host goes to ``getaddrinfo`` as bytes when ASCII: text loads the IDNA codec."""
+def resolve(
+    host: str, port: int, deadline: Deadline, getaddrinfo: Callable[..., Any] = socket.getaddrinfo
+) -> list[Any]:
+    """``getaddrinfo`` for a TCP connection, bounded by the deadline.
+
+    The C resolver cannot be interrupted, and with resolv.conf's defaults (5 s a
+    try, two tries, every search domain of a pod's ``ndots:5``) an unanswering DNS
+    server holds it for tens of seconds: a name is looked up in a daemon thread and
+    abandoned when the deadline passes (TimeoutError). An IP address is parsed in
+    place, with no lookup and no thread. The host goes in as bytes when ASCII (text
+    loads the IDNA codec).
+    """
     name: str | bytes = host.encode("ascii") if host.isascii() else host
+    try:
+        return getaddrinfo(name, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)  # type: ignore[no-any-return]
+    except socket.gaierror:
+        pass  # a name, not an address
+    found: list[Any] = []
+    failed: list[OSError] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            found.extend(getaddrinfo(name, port, 0, socket.SOCK_STREAM))
+        except OSError as exc:
+            failed.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name="secretsboot-dns", daemon=True).start()
+    if not done.wait(max(deadline.left(), 0.0)):
+        raise TimeoutError(f"resolving {host} timed out")
+    if failed:
+        raise failed[0]
+    return found
+
+
+def _open_socket(host: str, port: int, deadline: Deadline) -> _DeadlineSocket:
+    """``socket.create_connection`` bounded by the deadline, as a :class:`_DeadlineSocket`."""
     error: OSError | None = None
-    for family, kind, proto, _, address in socket.getaddrinfo(name, port, 0, socket.SOCK_STREAM):
+    for family, kind, proto, _, address in resolve(host, port, deadline):
         sock = _DeadlineSocket(family, kind, proto)
         try:
             sock.settimeout(deadline.left())
@@ -117,29 +160,12 @@ def _open_socket(host: str, port: int, deadline: Deadline) -> _DeadlineSocket:
     raise error or OSError(f"no address for {host}")
 
 
-# ---- http.client, adapted --------------------------------------------------------------
+# ---- one keep-alive connection ----------------------------------------------------------
 
 
-class _Response(http.client.HTTPResponse):
-    def _read_status(self) -> tuple[str, int, str]:
-        """Skip interim replies (102, 103...): http.client itself skips only ``100``."""
-        for _ in range(_MAX_INTERIM):
-            version, status, reason = super()._read_status()  # type: ignore[misc]
-            if not 100 <= status < 200 or status == 101:
-                return version, status, reason
-            for _ in range(200):  # the interim reply's headers
-                line = self.fp.readline(_MAXLINE + 1)
-                if line in (b"\r\n", b"\n", b""):
-                    break
-            else:
-                raise http.client.HTTPException("too many headers in an interim reply")
-        raise http.client.HTTPException("too many interim replies")
-
-
-class Connection(http.client.HTTPConnection):
-    """One keep-alive connection to an origin, directly or through a proxy."""
-
-    response_class = _Response
+class Connection:
+    """One keep-alive connection to an origin, directly or through a proxy (plain
+    requests to a forward proxy, or a ``CONNECT`` tunnel for https)."""
 
     def __init__(
         self,
@@ -151,72 +177,95 @@ class Connection(http.client.HTTPConnection):
         deadline: Deadline,
         session: ssl.SSLSession | None = None,
     ) -> None:
-        super().__init__(host, port)
+        self.host = host
+        self.port = port
+        self.sock: socket.socket | None = None
         self._tls = tls
         self._server_hostname = server_hostname
         self._session = session
+        self._tunnel: tuple[str, dict[str, str]] | None = None
+        self._reader: Reader | None = None
+        #: the TLS session the next connection to this origin can resume
         self.session: ssl.SSLSession | None = None
-        self._asked = False
         self.deadline = deadline
-        self._create_connection = self._open
+        #: the proxy this connection goes through, if any
+        self.via: Proxy | None = None
 
-    def _open(self, address: tuple[str, int], *args: Any) -> socket.socket:
-        return _open_socket(address[0], address[1], self.deadline)
+    def set_tunnel(self, host: str, port: int, headers: dict[str, str] | None = None) -> None:
+        """Reach ``host:port`` through the proxy this connection goes to, by ``CONNECT``."""
+        self._tunnel = (host_header(host, port, -1), dict(headers or {}))
 
     def arm(self, deadline: Deadline) -> None:
         self.deadline = deadline
         if self.sock is not None:
-            self.sock.deadline = deadline  # type: ignore[union-attr]
+            self.sock.deadline = deadline  # type: ignore[attr-defined]
 
     def connect(self) -> None:
-        super().connect()  # TCP, then the proxy's CONNECT when tunnelling
-        if self._tls is not None:
-            self.sock.settimeout(self.deadline.left())  # the whole handshake
-            name = self._server_hostname  # as bytes when ASCII: text loads the IDNA codec
-            tls = self._tls.wrap_socket(
-                self.sock,
-                server_hostname=name.encode("ascii") if name.isascii() else name,
-                session=self._session,
-            )
-            tls.deadline = self.deadline  # type: ignore[attr-defined]
-            self.sock = tls
+        sock: socket.socket = _open_socket(self.host, self.port, self.deadline)
+        try:
+            if self._tunnel is not None:
+                _open_tunnel(sock, *self._tunnel)
+            if self._tls is not None:
+                sock.settimeout(self.deadline.left())  # the whole handshake
+                name = self._server_hostname  # as bytes when ASCII: text loads the IDNA codec
+                sock = self._tls.wrap_socket(
+                    sock,
+                    server_hostname=name.encode("ascii") if name.isascii() else name,
+                    session=self._session,
+                )
+                sock.deadline = self.deadline  # type: ignore[attr-defined]
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self._reader = Reader(sock)
 
-    def getresponse(self) -> http.client.HTTPResponse:
-        sock = self.sock  # http.client forgets it when the reply closes the connection
-        resp = super().getresponse()
-        if not self._asked:  # once per connection: each ask costs a quarter millisecond
-            self._asked = True
-            # TLS 1.3 sends the session ticket after the handshake: read with the reply
-            self.session = getattr(sock, "session", None)
-        return resp
+    def exchange(
+        self,
+        method: str,
+        target: str,
+        *,
+        host: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        limit: int,
+    ) -> Reply:
+        """Send one request and read its reply (connecting first if need be)."""
+        data = encode_request(method, target, host, headers, body)
+        if self.sock is None or self._reader is None:
+            self.connect()
+        sock, reader = self.sock, self._reader
+        if sock is None or reader is None:  # pragma: no cover - connect() sets both or raises
+            raise NoReply("not connected")
+        sock.sendall(data)
+        reply = read_reply(reader, method, limit)
+        if self.session is None and self._tls is not None:
+            # TLS 1.3 sends the session ticket after the handshake: read with the reply.
+            # Asked once per connection: the getter copies the session.
+            self.session = sock.session  # type: ignore[attr-defined]
+        return reply
 
-    def tls_session(self) -> ssl.SSLSession | None:
-        """The TLS session the next connection to this origin can resume."""
-        return self.session
+    def close(self) -> None:
+        sock, self.sock, self._reader = self.sock, None, None
+        if sock is not None:
+            sock.close()
 
 
-class BodyTooLarge(Exception):
-    def __init__(self, size: int | None) -> None:
-        super().__init__(size)
-        self.size = size
+def _open_tunnel(sock: socket.socket, authority: str, headers: dict[str, str]) -> None:
+    """``CONNECT authority`` through the proxy at the other end of ``sock``."""
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    reader = Reader(sock)
+    status, reason = read_head(reader)
+    if status != 200:
+        raise TunnelRefused(f"{status} {reason}".strip())
+    if reader.buf:
+        raise ProtocolError("the proxy sent bytes after its CONNECT reply")
 
 
-def read_body(resp: http.client.HTTPResponse, limit: int) -> bytes:
-    """The whole body, at most ``limit`` bytes; a body cut short raises IncompleteRead."""
-    if resp.length is not None:  # Content-Length
-        if resp.length > limit:
-            raise BodyTooLarge(resp.length)
-        return resp.read()  # IncompleteRead when the connection closes early
-    parts: list[bytes] = []
-    total = 0
-    while True:  # chunked (IncompleteRead when cut) or delimited by the close
-        part = resp.read(min(65536, limit + 1 - total))
-        if not part:
-            return b"".join(parts)
-        total += len(part)
-        if total > limit:
-            raise BodyTooLarge(None)
-        parts.append(part)
+class TunnelRefused(OSError):
+    """The proxy answered ``CONNECT`` with something other than 200."""
 
 
 class Pool:
@@ -241,7 +290,7 @@ class Pool:
 
     def give(self, conn: Connection, *, keep: bool) -> None:
         """Take back a connection after a complete reply: idle if ``keep``, else closed."""
-        session = conn.tls_session()
+        session = conn.session
         with self.lock:
             if session is not None:
                 self.session = session

@@ -1,13 +1,14 @@
-"""The one HTTP client: :mod:`http.client` with pooling, proxies, TLS and a deadline.
+"""The one HTTP client: HTTP/1.1 with pooling, proxies, TLS and a deadline.
 
-:mod:`http.client` parses the protocol (chunked and ``Content-Length`` bodies, a body
-cut short, ``CONNECT`` tunnels); this module adds what an init container needs:
+:mod:`._http1` speaks the protocol (chunked and ``Content-Length`` bodies, a body
+cut short, interim replies; the reasons it replaces :mod:`http.client` are there);
+this module adds what an init container needs:
 
 - every wait is bounded by the *remaining* :class:`~.deadline.Deadline`: connect,
   the proxy's ``CONNECT`` reply, the TLS handshake, each read (the socket's timeout
   is set to what remains before every ``recv``), the wait for a pooled connection;
 - ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (:mod:`.proxy`);
-- interim ``1xx`` replies are skipped (:mod:`http.client` skips only ``100``);
+- interim ``1xx`` replies are skipped;
 - ``307``/``308`` are followed for idempotent methods, to ``https://`` only (a Vault
   standby names the active node), at most :data:`MAX_REDIRECTS` times, without the
   ``Authorization`` header when the host changes;
@@ -17,8 +18,8 @@ cut short, ``CONNECT`` tunnels); this module adds what an init container needs:
   development setting ``SECRETSBOOT_INSECURE_ALLOW_HTTP=1`` is set, which warns on
   every run;
 - every failure is an error of our tree (:class:`~secretsboot.errors.UnavailableError`
-  or :class:`~secretsboot.errors.BadInputError`): callers never see an
-  :mod:`http.client`, :mod:`ssl` or socket exception.
+  or :class:`~secretsboot.errors.BadInputError`): callers never see a protocol,
+  :mod:`ssl` or socket exception.
 
 >>> client = HttpClient("https://127.0.0.1:8200", what="Vault")  # doctest: +SKIP
 >>> client.request("GET", "/v1/sys/health", deadline=Deadline.after(5)).status  # doctest: +SKIP
@@ -27,7 +28,6 @@ cut short, ``CONNECT`` tunnels); this module adds what an init container needs:
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -36,12 +36,13 @@ import threading
 from collections.abc import Mapping
 
 from secretsboot.errors import BadInputError, UnavailableError
-from secretsboot.transport._conn import (
+from secretsboot.transport._conn import Connection, Pool, TunnelRefused, ssl_context
+from secretsboot.transport._http1 import (
     BodyTooLarge,
-    Connection,
-    Pool,
-    read_body,
-    ssl_context,
+    IncompleteReply,
+    NoReply,
+    ProtocolError,
+    host_header,
 )
 from secretsboot.transport._urls import origin_of, resolve, split_url
 from secretsboot.transport.deadline import Deadline
@@ -57,6 +58,7 @@ MAX_BODY = 8 * 1024 * 1024  # a Kubernetes Secret is at most 1 MiB, a Key Vault 
 MAX_REDIRECTS = 3
 INSECURE_ENV = "SECRETSBOOT_INSECURE_ALLOW_HTTP"
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+DEFAULT_PORT = {"http": 80, "https": 443}
 
 
 def ca_file_from_env(
@@ -250,7 +252,7 @@ class HttpClient:
         if proxy is not None and scheme == "https":
             auth = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
             conn.set_tunnel(host, port, headers=auth)
-        conn.via = proxy  # type: ignore[attr-defined]
+        conn.via = proxy
         return conn
 
     def _send(
@@ -278,17 +280,15 @@ class HttpClient:
                 if conn is None:
                     conn = self._connection(scheme, host, port, deadline, pool)
                 conn.arm(deadline)
-                proxy: Proxy | None = getattr(conn, "via", None)
+                proxy = conn.via
                 line = target
                 if proxy is not None and scheme == "http":  # a forward proxy wants the URL
                     line = origin + target
                 try:
-                    conn.request(method, line, body=body, headers=headers)
-                    resp = conn.getresponse()
-                    data = read_body(resp, self.max_body) if method != "HEAD" else b""
-                    keep = not resp.will_close and conn.sock is not None
-                    replied = {k.lower(): v for k, v in resp.getheaders()}
-                    resp.close()
+                    reply = conn.exchange(
+                        method, line, host=host_header(host, port, DEFAULT_PORT[scheme]),
+                        headers=headers, body=body, limit=self.max_body,
+                    )  # fmt: skip
                 except BodyTooLarge as exc:
                     conn.close()
                     size = f"{exc.size} bytes" if exc.size is not None else "unbounded"
@@ -296,13 +296,13 @@ class HttpClient:
                         f"{self.what} at {origin} sent a reply too large to read ({size}, "
                         f"limit {self.max_body} bytes)"
                     ) from None
-                except (OSError, http.client.HTTPException, ValueError) as exc:
+                except (OSError, ProtocolError, ValueError) as exc:
                     conn.close()
                     if reused and attempt == 0 and isinstance(exc, _STALE):
                         continue  # the server had closed the idle keep-alive connection
                     raise self._failure(exc, origin, proxy, deadline) from None
-                pool.give(conn, keep=keep)
-                return Response(resp.status, replied, data, self.what)
+                pool.give(conn, keep=reply.keep)
+                return Response(reply.status, dict(reply.headers), reply.body, self.what)
         finally:
             pool.slots.release()
         raise AssertionError("unreachable")  # pragma: no cover
@@ -312,7 +312,7 @@ class HttpClient:
     ) -> Exception:
         via = f" through the proxy {proxy.host}:{proxy.port}" if proxy else ""
         reason = _reason(exc, deadline)
-        if type(exc) is ValueError:  # http.client refused what we would send
+        if type(exc) is ValueError:  # a request that would break the framing
             reason = "invalid request"
         return UnavailableError(
             f"{self.what} at {origin} unreachable{via} ({reason})",
@@ -326,7 +326,7 @@ class HttpClient:
             pool.close()
 
 
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+_STALE = (NoReply, ConnectionResetError, BrokenPipeError)
 
 
 def _reason(exc: BaseException, deadline: Deadline) -> str:
@@ -343,14 +343,12 @@ def _reason(exc: BaseException, deadline: Deadline) -> str:
         return f"TLS failed: {exc.reason or type(exc).__name__}"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(exc, http.client.IncompleteRead):
-        return f"the reply was cut short after {len(exc.partial)} bytes"
-    if isinstance(exc, http.client.RemoteDisconnected):
-        return "the server closed the connection without a reply"
+    if isinstance(exc, IncompleteReply | NoReply):
+        return str(exc)
     if isinstance(exc, socket.gaierror):
         return "cannot resolve the host name"
-    if isinstance(exc, OSError) and str(exc).startswith("Tunnel connection failed"):
-        return f"the proxy refused the tunnel: {str(exc).split(':', 1)[1].strip()}"
-    if isinstance(exc, http.client.HTTPException):
-        return f"not an HTTP reply ({type(exc).__name__})"
+    if isinstance(exc, TunnelRefused):
+        return f"the proxy refused the tunnel: {exc}"
+    if isinstance(exc, ProtocolError):
+        return f"not a valid HTTP reply: {exc}"
     return type(exc).__name__

@@ -32,11 +32,6 @@ SECRET_A = json.dumps({"data": {"k": "ZnJvbS1h"}}).encode()  # "from-a"
 SECRET_B = json.dumps({"data": {"k": "ZnJvbS1i"}}).encode()  # "from-b"
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TLS:
-    return TLS(tmp_path_factory.mktemp("tls"))
-
-
 @pytest.fixture
 def store(tls: TLS) -> Iterator[Callable[[ScriptServer], Kubernetes]]:
     made: list[Kubernetes] = []

@@ -37,11 +37,6 @@ def tunnel(sock: socket.socket, server: ScriptServer) -> None:
                 (upstream if src is sock else sock).sendall(data)
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TLS:
-    return TLS(tmp_path_factory.mktemp("tls"))
-
-
 def test_https_goes_through_a_connect_tunnel(tls: TLS) -> None:
     with (
         ScriptServer(answer(reply(200, b'{"value": "v"}')), tls) as origin,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,26 +17,6 @@ from servers import TLS, ScriptServer, answer, drip, read_request, reply, silent
 
 from secretsboot.errors import BadInputError, UnavailableError
 from secretsboot.transport import Deadline, HttpClient, form, quote, split_url
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TLS:
-    return TLS(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def client_for(tls: TLS) -> Iterator[object]:
-    made: list[HttpClient] = []
-
-    def make(server: ScriptServer, **kw: object) -> HttpClient:
-        env = {"SECRETSBOOT_INSECURE_ALLOW_HTTP": "1"} if server.tls is None else {}
-        client = HttpClient(server.url, ca_file=tls.ca_file, what="test server", env=env, **kw)  # type: ignore[arg-type]
-        made.append(client)
-        return client
-
-    yield make
-    for c in made:
-        c.close()
 
 
 def soon(seconds: float = 5.0) -> Deadline:
