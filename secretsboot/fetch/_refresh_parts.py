@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, TypeVar
+    from typing import TypeVar
 
     from secretsboot.backends.base import SecretStore
     from secretsboot.contract import FetchConfig
@@ -180,29 +180,3 @@ class Background:
         if self.error is not None:
             raise self.error
         return True
-
-
-def parallel(work: Callable[[Any], T], items: list[Any]) -> list[T]:
-    """``work`` over ``items`` on up to :data:`MAX_WORKERS` daemon threads, in order."""
-    if len(items) <= 1:
-        return [work(item) for item in items]
-    results: list[Any] = [None] * len(items)
-    queue = list(range(len(items) - 1, -1, -1))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        while True:
-            with lock:
-                if not queue:
-                    return
-                i = queue.pop()
-            results[i] = work(items[i])
-
-    threads = [
-        threading.Thread(target=worker, daemon=True) for _ in range(min(MAX_WORKERS, len(items)))
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results

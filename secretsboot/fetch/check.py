@@ -14,12 +14,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 from collections.abc import Callable, Mapping
 
 from secretsboot.contract import FetchConfig, SecretEntry
 from secretsboot.errors import SecretsbootError, exit_code_for
-from secretsboot.fetch.runtime import Stores, fetch_secrets
+from secretsboot.fetch._threads import parallel
+from secretsboot.fetch.runtime import MAX_THREADS, Stores, fetch_secrets
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -115,12 +115,8 @@ def check_secrets(
             error=error,
         )
 
-    threads = [threading.Thread(target=one, args=(s,), daemon=True) for s in config.secrets]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        parallel(one, list(config.secrets), MAX_THREADS)
     finally:
         stores.close()
     return [results[s.name] for s in config.secrets]

@@ -55,14 +55,15 @@ from secretsboot.errors import (
     UnavailableError,
 )
 from secretsboot.fetch._refresh_parts import (
+    MAX_WORKERS,
     Background,
     Slots,
     TokenFile,
     Versions,
     left,
     object_key,
-    parallel,
 )
+from secretsboot.fetch._threads import parallel
 from secretsboot.fetch.health import HealthState
 from secretsboot.fetch.retry import _JITTER
 from secretsboot.interval import parse_interval as parse_interval  # re-exported
@@ -223,7 +224,9 @@ class Refresher:
         deadline = time.monotonic() + self.options.timeout
         versions = Versions()
         outcomes = parallel(
-            lambda entry: self._check(entry, deadline, versions), list(self.config.secrets)
+            lambda entry: self._check(entry, deadline, versions),
+            list(self.config.secrets),
+            MAX_WORKERS,
         )
         report = self._settle(self._confirm(outcomes, deadline))
         # a login made during this cycle (first use, or after a reset): plan its renewal
@@ -255,7 +258,7 @@ class Refresher:
             self._unsettled = True  # read again soon
             return Outcome(o.name, "unchanged", requests=o.requests + extra)
 
-        confirmed = {o.name: o for o in parallel(still, changed)}
+        confirmed = {o.name: o for o in parallel(still, changed, MAX_WORKERS)}
         return [confirmed.get(o.name, o) for o in outcomes]
 
     def _settle(self, outcomes: list[Outcome]) -> CycleReport:

@@ -28,6 +28,7 @@ from secretsboot.errors import (
     SecretsbootError,
     UnavailableError,
 )
+from secretsboot.fetch._threads import parallel
 from secretsboot.fetch.retry import Aborted, RetryPolicy, SystemClock, retry_call
 from secretsboot.secret import SecretValue
 from secretsboot.transport import Deadline
@@ -156,7 +157,7 @@ def fetch_secrets(
             abort.set()
 
     try:
-        _run_parallel(work, list(config.secrets))
+        parallel(work, list(config.secrets), MAX_THREADS)
     finally:
         left = policy.remaining(clock)
         stores.close(Deadline.after(CLOSE_BUDGET if left <= 0 else min(left, 2.0)))
@@ -165,30 +166,6 @@ def fetch_secrets(
         stopped = sorted(n for n, o in outcomes.items() if o.aborted)
         raise _combine(failures, stopped)
     return {n: o.value for n, o in outcomes.items() if o.value is not None}
-
-
-def _run_parallel(work: Callable[[SecretEntry], None], items: list[SecretEntry]) -> None:
-    if len(items) == 1:
-        work(items[0])
-        return
-    queue = list(reversed(items))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        while True:
-            with lock:
-                if not queue:
-                    return
-                item = queue.pop()
-            work(item)
-
-    threads = [
-        threading.Thread(target=worker, daemon=True) for _ in range(min(MAX_THREADS, len(items)))
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
 
 
 def _from_source(

@@ -400,10 +400,34 @@ def _remove_tree(dir_fd: int, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=dir_fd)
         return
-    import shutil
+    if _remove_flat(dir_fd, name):
+        return
+    import shutil  # a folder inside: not one we wrote, but remove it all the same
 
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(name, dir_fd=dir_fd)
+
+
+def _remove_flat(dir_fd: int, name: str) -> bool:
+    """Remove the folder ``name`` if it holds files only (ours always do: secret names
+    are plain file names); False, with nothing of it removed, if it holds a folder.
+    (shutil.rmtree would do, but importing shutil loads bz2 and lzma at pod start.)"""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return True
+    try:
+        entries = list(os.scandir(fd))
+        if any(e.is_dir(follow_symlinks=False) for e in entries):
+            return False
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(name, dir_fd=dir_fd)
+    return True
 
 
 def _readlink(dir_fd: int, name: str) -> str | None:

@@ -3,7 +3,8 @@
 ``secretsboot fetch --help``, ``secretsboot run --help`` and a real fetch from all
 three stores (Key Vault through workload identity, Vault through kubernetes auth,
 a Kubernetes Secret) run under ``python -X importtime``; none imports the sandbox,
-the other faces, the CLI frameworks, pydantic or any SDK.
+the other faces, the CLI frameworks, pydantic, any SDK, or the standard modules
+whose import cost was measured and avoided.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ FORBIDDEN = (
     "kubernetes",
     "requests",
     "urllib3",
+    # measured costs at pod start (scripts/bench_fetch.py): the email package that
+    # http.client parses headers with (13 ms of CPU), shutil with bz2 and lzma, which
+    # argparse loads for the terminal width (4 ms), the IDNA codec (3 ms)
+    "http.client",
+    "email",
+    "shutil",
+    "bz2",
+    "lzma",
+    "encodings.idna",
 )
 
 
