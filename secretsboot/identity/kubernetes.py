@@ -49,8 +49,18 @@ def serviceaccount_dir(env: Mapping[str, str]) -> str:
 
 
 def read_serviceaccount_token(env: Mapping[str, str], path: str | None = None) -> str:
-    """The pod's service-account JWT (for Vault kubernetes/jwt auth)."""
-    path = path or os.path.join(serviceaccount_dir(env), "token")
+    """The pod's service-account JWT (for Vault kubernetes/jwt auth).
+
+    ``path`` under the in-pod folder (``/var/run/secrets/kubernetes.io/serviceaccount``,
+    as provision writes a jwt auth's ``tokenPath``) moves with
+    ``$SECRETSBOOT_SERVICEACCOUNT_DIR``, so a fetch run by hand as a pod (``sandbox
+    token --out DIR``) reads the tokens minted there.
+    """
+    folder = serviceaccount_dir(env)
+    if path is None:
+        path = os.path.join(folder, "token")
+    elif path.startswith(SERVICEACCOUNT_DIR + "/") and folder != SERVICEACCOUNT_DIR:
+        path = os.path.join(folder, path[len(SERVICEACCOUNT_DIR) + 1 :])
     try:
         with open(path, encoding="utf-8") as fh:
             token = fh.read().strip()
