@@ -52,6 +52,9 @@ if [ -z "${SECRETSBOOT_REBUILD_IMAGE:-}" ] && [ "$(podman image inspect --format
 else
 echo "== wheels: secretsboot (no dependencies), PyYAML, pip"
 rm -rf "$CONTEXT"
+# setuptools builds in build/lib and never removes a file from it: a module deleted
+# from secretsboot/ would still ship. Start from nothing.
+rm -rf build/lib build/bdist.*
 mkdir -p "$CONTEXT/wheels" "$CONTEXT/pip"
 "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$CONTEXT/wheels" .
 "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: -c constraints.txt \
