@@ -4,7 +4,8 @@
 #
 #   scripts/build_init_image.sh            # image localhost/secretsboot-init:dev
 #
-# 1. A Debian bookworm root filesystem (debootstrap --variant=minbase, python3 only),
+# 1. A Debian bookworm root filesystem (debootstrap --variant=minbase, python3 and
+#    ca-certificates only),
 #    cached in $SECRETSBOOT_IMAGE_CACHE (default ~/.cache/secretsboot) between local
 #    runs; CI starts from nothing. It is imported as localhost/secretsboot-base:bookworm.
 # 2. The context of the build (build/init-image/): wheels/ holds the secretsboot wheel and
@@ -26,11 +27,30 @@ CONTEXT="build/init-image"
 # This machine's cgroups need runc and cgroupfs; the default ulimits are too high for it.
 podman() { command podman --runtime runc --cgroup-manager=cgroupfs "$@"; }
 
-if [ ! -x "$ROOTFS/usr/bin/python3" ]; then
-    echo "== debootstrap bookworm (minbase + python3) into $ROOTFS"
-    rm -rf "$ROOTFS.tmp"
+# ca-certificates: the public roots Key Vault, Entra ID and ARM chain to (DigiCert
+# Global Root G2, Microsoft RSA Root CA 2017); minbase has none, and a fetch from the
+# real cloud would fail TLS verification. (A cached root filesystem without them is
+# made again.)
+# One build at a time on this machine: checkouts (and test runs) share the cache and
+# the image tag.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.build.lock"
+flock 9
+
+if [ ! -x "$ROOTFS/usr/bin/python3" ] || [ ! -s "$ROOTFS/etc/ssl/certs/ca-certificates.crt" ]; then
+    echo "== debootstrap bookworm (minbase + python3 + ca-certificates) into $ROOTFS"
+    # an interrupted debootstrap leaves /proc mounted in its target
+    for mounted in "$ROOTFS.tmp/proc" "$ROOTFS.tmp/sys"; do
+        if mountpoint -q "$mounted" 2>/dev/null; then umount "$mounted"; fi
+    done
+    rm -rf "$ROOTFS.tmp" "$ROOTFS"
     mkdir -p "$CACHE"
-    debootstrap --variant=minbase --include=python3 bookworm "$ROOTFS.tmp" "$MIRROR" >/dev/null
+    if ! debootstrap --variant=minbase --include=python3,ca-certificates bookworm \
+            "$ROOTFS.tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1; then
+        tail -20 "$CACHE/debootstrap.log" >&2
+        echo "debootstrap failed (whole log: $CACHE/debootstrap.log)" >&2
+        exit 1
+    fi
     # what a container never uses: apt's lists and caches, documentation, man pages
     rm -rf "$ROOTFS.tmp"/var/lib/apt/lists/* "$ROOTFS.tmp"/var/cache/apt/*.bin \
         "$ROOTFS.tmp"/var/cache/apt/archives/*.deb "$ROOTFS.tmp"/usr/share/doc/* \

@@ -89,6 +89,22 @@ def test_image_holds_only_the_fetch_path(image: str) -> None:
     assert other.returncode == 2 and "init image" in other.stderr
 
 
+def test_image_trusts_the_roots_azure_chains_to(image: str) -> None:
+    """A fetch from the real cloud verifies Key Vault's, Entra ID's and ARM's
+    certificates with the image's default trust store (no SSL_CERT_FILE there)."""
+    probe = (
+        "import ssl\n"
+        "names = {dict(x[0] for x in c['subject']).get('commonName') "
+        "for c in ssl.create_default_context().get_ca_certs()}\n"
+        "print(len(names), 'DigiCert Global Root G2' in names, "
+        "'Microsoft RSA Root Certificate Authority 2017' in names)\n"
+    )
+    found = podman_run(image, *AS_KUBELET, "--entrypoint", "python3", image, "-c", probe)
+    assert found.returncode == 0, found.stderr
+    count, digicert, microsoft = found.stdout.split()
+    assert int(count) > 50 and digicert == microsoft == "True", found.stdout
+
+
 def test_fetch_in_the_image_as_kubelet_runs_an_init_container(
     image: str, sandbox: Any, open_tmp: Path
 ) -> None:
