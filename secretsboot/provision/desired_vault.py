@@ -15,13 +15,21 @@ if TYPE_CHECKING:
 
 def vault_grants(b: Builder, svc: ServiceSpec, ns: str, refs: list[SourceRef]) -> None:
     """``vault://`` sources: a policy reading exactly those paths and the role that
-    hands it to the service's login."""
+    hands it to the service's login.
+
+    On KV v2 each secret's ``metadata/`` path is readable too: it holds versions and
+    timestamps, never a value, and lets a refreshing pod (``inject --refresh``) see
+    that nothing changed without reading the value again every interval.
+    """
     vs = b.spec.vault
     assert vs is not None  # noqa: S101 - validated
     policy = vault_policy_name(b.spec, svc.name)
-    paths = sorted(
-        {f"{r.store}/data/{r.path}" if vs.kv_version == 2 else f"{r.store}/{r.path}" for r in refs}
-    )
+    if vs.kv_version == 2:
+        paths = sorted(
+            {f"{r.store}/{part}/{r.path}" for r in refs for part in ("data", "metadata")}
+        )
+    else:
+        paths = sorted({f"{r.store}/{r.path}" for r in refs})
     mount, body = _role_body(b, svc, ns, vs, policy)
     role_key = ResourceKey(System.VAULT, "role", f"{mount}/{vault_role_name(svc.name)}")
     b.add(

@@ -295,6 +295,11 @@ def test_each_identity_reads_exactly_its_secrets(sb: Any, tmp_path: Path) -> Non
             client.secrets.kv.v2.read_secret_version(
                 path="e2e/ingestion", mount_point="secret", raise_on_deleted_version=True
             )
+        # the version a refreshing pod checks without reading the value; only its own
+        meta = client.secrets.kv.v2.read_secret_metadata(path="acl/ingestion", mount_point="secret")
+        assert meta["data"]["current_version"] >= 1
+        with pytest.raises(hvac.exceptions.Forbidden):
+            client.secrets.kv.v2.read_secret_metadata(path="e2e/ingestion", mount_point="secret")
         token = client.auth.token.lookup_self()["data"]
         assert token["ttl"] <= 300
         # another service account may not log in with this role

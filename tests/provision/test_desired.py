@@ -258,9 +258,12 @@ def test_vault_policy_reads_exactly_its_paths_and_role_binds_the_sa(spec: Spec) 
     state = build(spec, identities={})
     policy = objects(state, "policy")["secretsboot-drone-delivery-ingestion"]
     assert policy.body["policy"] == vault_policy_text(
-        "drone-delivery", "ingestion", ["secret/data/drone-delivery/ingestion"]
+        "drone-delivery",
+        "ingestion",
+        # KV v2: the value, and the version a refreshing pod checks without the value
+        ["secret/data/drone-delivery/ingestion", "secret/metadata/drone-delivery/ingestion"],
     )
-    assert policy.body["policy"].count("path ") == 1
+    assert policy.body["policy"].count("path ") == 2
     role = objects(state, "role")["kubernetes/ingestion"]
     assert role.body == {
         "bound_service_account_names": ["ingestion"],
