@@ -125,15 +125,21 @@ def test_access_token_has_the_claims_key_vault_checks(
     cred = wi_credential(az, ca, world["orders"].client_id, sa_token)
     token = cred.get_token("https://vault.azure.net/.default").token
     claims = jwt.decode(token, options={"verify_signature": False})
+    # Key Vault is a first-party resource: Entra gives it v1 tokens, even from the v2.0 endpoint
+    assert claims["ver"] == "1.0"
     assert claims["aud"] == "https://vault.azure.net"
-    assert claims["iss"] == f"{az.authority_host}/{az.tenant_id}/v2.0"
-    assert claims["oid"] == world["orders"].principal_id
+    assert claims["iss"] == claims["idp"] == f"https://sts.windows.net/{az.tenant_id}/"
+    assert claims["oid"] == claims["sub"] == world["orders"].principal_id
     assert claims["tid"] == az.tenant_id
-    assert claims["appid"] == claims["azp"] == world["orders"].client_id
+    assert claims["appid"] == world["orders"].client_id
+    assert claims["appidacr"] == "2"  # a client assertion
+    assert claims["idtyp"] == "app"
+    assert claims["xms_mirid"] == world["orders"].id
+    assert "azp" not in claims  # a v2.0 claim
     assert 3500 <= claims["exp"] - claims["iat"] <= 3600
-    # the JWKS at the discovery document's jwks_uri verifies it
+    # the JWKS at the v1 discovery document's jwks_uri verifies it
     config = requests.get(
-        f"{az.authority_host}/{az.tenant_id}/v2.0/.well-known/openid-configuration",
+        f"{az.authority_host}/{az.tenant_id}/.well-known/openid-configuration",
         verify=str(ca.ca_path),
         timeout=5,
     ).json()
@@ -142,6 +148,19 @@ def test_access_token_has_the_claims_key_vault_checks(
     from secretsboot.sandbox.tokens import verify
 
     assert verify(token, key_set, audience="https://vault.azure.net", issuer=claims["iss"])["oid"]
+    # ARM too; an app's own resource (the token-exchange audience) gets v2.0 tokens
+    arm = jwt.decode(
+        cred.get_token("https://management.azure.com/.default").token,
+        options={"verify_signature": False},
+    )
+    assert (arm["ver"], arm["iss"]) == ("1.0", f"https://sts.windows.net/{az.tenant_id}/")
+    assert arm["aud"] == "https://management.azure.com"
+    app = jwt.decode(
+        cred.get_token("api://AzureADTokenExchange/.default").token,
+        options={"verify_signature": False},
+    )
+    assert (app["ver"], app["iss"]) == ("2.0", f"{az.authority_host}/{az.tenant_id}/v2.0")
+    assert app["azp"] == world["orders"].client_id and "appid" not in app
 
 
 def test_entra_fetches_issuer_metadata_over_https_and_caches_it(

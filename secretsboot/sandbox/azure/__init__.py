@@ -293,6 +293,15 @@ class AzureFakes:
         policy = AccessPolicy(self.tenant_id, object_id, list(secrets or ["get"]))
         return self.state.update_access_policies(self.state.get_vault(vault), "add", [policy])
 
+    def set_keyvault_firewall(self, vault: str, *, closed: bool) -> None:
+        """Close (or open) vault ``vault``'s network rules: while closed, every
+        authenticated request is 403 ``Forbidden`` / ``ForbiddenByFirewall``."""
+        with self._lock:
+            app = self.vault_apps.get(vault.lower())
+        if app is None:
+            raise KeyError(f"no vault named {vault!r}; create it with create_keyvault()")
+        app.firewall_closed = closed
+
     def add_service_principal(self, client_id: str, secret: str | SecretValue) -> str:
         """Register an app signing in with a client secret; returns its object id."""
         return self.state.add_service_principal(client_id, secret)

@@ -1,10 +1,17 @@
 """Access tokens of the Entra ID fake: minted by Entra and IMDS, checked by ARM and Key Vault.
 
-Tokens are v2.0-shaped RS256 JWTs signed by the tenant's key: ``iss`` is
-``{authority}/{tenant}/v2.0`` (the issuer of the fake's discovery document, so a
-relying party such as OpenBao's jwt auth can discover the JWKS from loopback),
-``aud`` the resource of the requested scope (``https://vault.azure.net``), ``oid``
-and ``sub`` the principal's object id, ``appid``/``azp`` the client id, ``tid``.
+RS256 JWTs signed by the tenant's one key (published by :meth:`TokenIssuer.jwks`).
+The token version follows the resource, as in Entra, where it is the resource
+application's ``accessTokenAcceptedVersion``: Microsoft's first-party resources
+(Key Vault, ARM, Graph, Storage, the database resources) get **v1** tokens
+(``ver`` ``"1.0"``, ``iss`` and ``idp`` ``https://sts.windows.net/{tenant}/``,
+``appid``/``appidacr``), whatever endpoint (v1 or v2.0) issued them; any other
+resource (an app's ``api://...`` id, such as ``api://AzureADTokenExchange`` used
+for Vault's jwt auth) gets **v2.0** tokens (``iss`` ``{authority}/{tenant}/v2.0``,
+the issuer of the fake's discovery document, so a relying party such as OpenBao's
+jwt auth can discover the JWKS from loopback; ``azp``/``azpacr``). Both carry
+``aud`` (the resource as requested), ``oid`` and ``sub`` (the principal's object id),
+``tid``, ``idtyp`` ``"app"``, and ``xms_mirid`` for a managed identity.
 Example::
 
     issuer = TokenIssuer(state, SigningKey.shared("azure-entra"))
@@ -46,14 +53,18 @@ KNOWN_RESOURCES = frozenset(
         "api://AzureADTokenExchange",
     )
 )
+# resources whose tokens are v1 (first-party apps with accessTokenAcceptedVersion null/1)
+V1_RESOURCES = frozenset(r for r in KNOWN_RESOURCES if not r.startswith("api://"))
 
 __all__ = [
     "ARM_AUDIENCES",
     "KNOWN_RESOURCES",
+    "V1_RESOURCES",
     "VAULT_AUDIENCES",
     "VAULT_RESOURCE",
     "TokenError",
     "TokenIssuer",
+    "token_version",
 ]
 
 
@@ -89,28 +100,34 @@ class TokenIssuer:
         managed_identity_id: str | None = None,
         lifetime_s: int = TOKEN_LIFETIME_S,
     ) -> tuple[str, int]:
-        """An access token for ``resource`` and its lifetime in seconds."""
+        """An access token for ``resource`` and its lifetime in seconds (v1 or v2.0
+        by resource, see the module docstring)."""
         now = int(time.time())
+        v1 = token_version(resource) == "1.0"
+        iss = self.v1_issuer if v1 else self.issuer
         claims: dict[str, Any] = {
             "aud": resource,
-            "iss": self.issuer,
+            "iss": iss,
             "iat": now,
             "nbf": now,
             "exp": now + lifetime_s,
             "aio": uuid.uuid4().hex,
-            "appid": client_id,
-            "appidacr": acr,
-            "azp": client_id,
-            "azpacr": acr,
-            "idp": self.issuer,
-            "idtyp": "app",
-            "oid": object_id,
-            "rh": "0.sandbox.",
-            "sub": object_id,
-            "tid": self.state.tenant_id,
-            "uti": uuid.uuid4().hex[:22],
-            "ver": "2.0",
         }
+        if v1:
+            claims.update({"appid": client_id, "appidacr": acr, "idp": iss})
+        else:
+            claims.update({"azp": client_id, "azpacr": acr})
+        claims.update(
+            {
+                "idtyp": "app",
+                "oid": object_id,
+                "rh": "0.sandbox.",
+                "sub": object_id,
+                "tid": self.state.tenant_id,
+                "uti": uuid.uuid4().hex[:22],
+                "ver": "1.0" if v1 else "2.0",
+            }
+        )
         if managed_identity_id:
             claims["xms_mirid"] = managed_identity_id
         return self.key.sign(claims), lifetime_s
@@ -124,3 +141,8 @@ class TokenIssuer:
         if str(claims.get("tid", "")).lower() != self.state.tenant_id.lower():
             raise TokenError("bad_tenant", "token of another tenant")
         return claims
+
+
+def token_version(resource: str) -> str:
+    """``"1.0"`` for Microsoft's first-party resources, ``"2.0"`` for any other."""
+    return "1.0" if resource.rstrip("/") in V1_RESOURCES else "2.0"

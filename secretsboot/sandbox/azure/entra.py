@@ -184,7 +184,9 @@ class EntraApp(FakeApp):
                 return self.aad_error(
                     400, "invalid_request", 900561, "The endpoint only accepts POST requests."
                 )
-            return self._token(req, v1=rest == ["oauth2", "token"])
+            v1 = rest == ["oauth2", "token"]
+            resp = self._token(req, v1=v1)
+            return _v1_shape(resp) if v1 and resp.status == 200 else resp
         return Response(404, {"error": "not_found", "error_description": req.path})
 
     def openid_configuration(self, *, v1: bool = False) -> dict[str, Any]:
@@ -350,16 +352,13 @@ class EntraApp(FakeApp):
         token, lifetime = self.tokens.mint(
             object_id, client_id, resource, acr=acr, managed_identity_id=mi
         )
-        return Response(
-            200,
-            {
-                "token_type": "Bearer",
-                "expires_in": lifetime - 1,
-                "ext_expires_in": lifetime - 1,
-                "access_token": token,
-            },
-            {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
-        )
+        body: dict[str, Any] = {
+            "token_type": "Bearer",
+            "expires_in": lifetime - 1,
+            "ext_expires_in": lifetime - 1,
+            "access_token": token,
+        }
+        return Response(200, body, {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
 
     def _with_secret(
         self, secret: str, client_id: str, sp: ServicePrincipal | None, resource: str
@@ -493,6 +492,25 @@ class EntraApp(FakeApp):
         return self.aad_error(
             400, "invalid_request", 50027, f"JWT token is invalid or malformed ({exc.message})."
         )
+
+
+def _v1_shape(resp: Response) -> Response:
+    """The v1 endpoint's success body: numbers as strings, with ``expires_on``,
+    ``not_before`` and ``resource``."""
+    body = resp.body if isinstance(resp.body, dict) else {}
+    token = str(body.get("access_token", ""))
+    claims = unverified_claims(token)
+    lifetime = str(body.get("expires_in", ""))
+    shaped = {
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "expires_on": str(claims.get("exp", "")),
+        "not_before": str(claims.get("nbf", "")),
+        "resource": str(claims.get("aud", "")),
+        "access_token": token,
+    }
+    return Response(200, shaped, resp.headers)
 
 
 def _kid(token: str) -> str:

@@ -23,24 +23,20 @@ connection_verify=CA)`` sees it:
   ``PATCH /secrets/{name}/{version}``, ``GET /secrets`` and
   ``GET /secrets/{name}/versions`` (paged with ``maxresults`` and an absolute
   ``nextLink``), ``DELETE /secrets/{name}`` (soft delete),
-  ``GET|DELETE /deletedsecrets/{name}``, ``POST /deletedsecrets/{name}/recover``;
-  ``api-version`` is required.
+  ``GET /deletedsecrets``, ``GET|DELETE /deletedsecrets/{name}``,
+  ``POST /deletedsecrets/{name}/recover``, ``POST /secrets/{name}/backup``,
+  ``POST /secrets/restore`` (bodies and behaviour in :mod:`.keyvault_ops`);
+  an invalid secret name is 400 ``BadParameter``; ``api-version`` is required.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from secretsboot.sandbox._http import FakeApp, Request, Response
 from secretsboot.sandbox.azure.auth import VAULT_AUDIENCES, VAULT_RESOURCE, TokenIssuer
-from secretsboot.sandbox.azure.state import (
-    SECRET_NAME_RE,
-    AzureState,
-    SecretVersion,
-    StateError,
-    Vault,
-)
+from secretsboot.sandbox.azure.keyvault_ops import SecretOps, kv_error
+from secretsboot.sandbox.azure.state import SECRET_NAME_RE, AzureState, StateError, Vault
 from secretsboot.sandbox.tokens import TokenError, unverified_claims
 
 _ACTIONS = {
@@ -52,6 +48,8 @@ _ACTIONS = {
     "recover": "Microsoft.KeyVault/vaults/secrets/recover/action",
     "purge": "Microsoft.KeyVault/vaults/secrets/purge/action",
     "getdeleted": "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+    "backup": "Microsoft.KeyVault/vaults/secrets/backup/action",
+    "restore": "Microsoft.KeyVault/vaults/secrets/restore/action",
 }
 # access-policy permission needed by each operation
 _POLICY = {
@@ -63,24 +61,12 @@ _POLICY = {
     "recover": "recover",
     "purge": "purge",
     "getdeleted": "list",
+    "backup": "backup",
+    "restore": "restore",
 }
-_RETENTION_DAYS = 90
 
 
-def kv_error(
-    status: int,
-    code: str,
-    message: str,
-    inner: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if inner:
-        error["innererror"] = {"code": inner}
-    return Response(status, {"error": error}, headers or {})
-
-
-class KeyVaultApp(FakeApp):
+class KeyVaultApp(SecretOps, FakeApp):
     """The data plane of one vault (``state.vaults[name]``)."""
 
     name = "keyvault"
@@ -186,6 +172,12 @@ class KeyVaultApp(FakeApp):
         if parts == ["secrets"] and req.method == "GET":
             self._authorize(vault, claims, "list", None)
             return self._list(req, vault, None)
+        if parts == ["deletedsecrets"] and req.method == "GET":
+            self._authorize(vault, claims, "getdeleted", None)
+            return self._list_deleted(req, vault)
+        if parts == ["secrets", "restore"] and req.method == "POST":
+            self._authorize(vault, claims, "restore", None)
+            return self._restore(req, vault)
         named = len(parts) >= 2 and parts[0] in ("secrets", "deletedsecrets")
         if named and not SECRET_NAME_RE.match(parts[1]):  # as Key Vault: 400, not 404
             return kv_error(
@@ -217,6 +209,9 @@ class KeyVaultApp(FakeApp):
         if version == "versions" and m == "GET":
             self._authorize(vault, claims, "list", name)
             return self._list(req, vault, name)
+        if version == "backup" and m == "POST":
+            self._authorize(vault, claims, "backup", name)
+            return self._backup(vault, name)
         if len(parts) <= 3 and m == "GET":
             self._authorize(vault, claims, "get", name)
             return self._get(vault, name, version)
@@ -277,192 +272,3 @@ class KeyVaultApp(FakeApp):
             "For help resolving this issue, please see https://go.microsoft.com/fwlink/"
             "?linkid=2125287",
         ).with_inner("AccessDenied")
-
-    # ---- bodies ------------------------------------------------------------------
-
-    def _attributes(self, v: SecretVersion) -> dict[str, Any]:
-        return {
-            "enabled": v.enabled,
-            "created": v.created,
-            "updated": v.updated,
-            "recoveryLevel": "Recoverable+Purgeable",
-            "recoverableDays": _RETENTION_DAYS,
-        }
-
-    def _item(
-        self, vault: Vault, name: str, v: SecretVersion, *, versioned: bool
-    ) -> dict[str, Any]:
-        spelled = vault.secret_names.get(name.lower(), name)
-        item: dict[str, Any] = {
-            "id": f"{self.url}/secrets/{spelled}" + (f"/{v.version}" if versioned else ""),
-            "attributes": self._attributes(v),
-            "tags": dict(v.tags),
-        }
-        if v.content_type is not None:
-            item["contentType"] = v.content_type
-        return item
-
-    def _bundle(self, vault: Vault, name: str, v: SecretVersion) -> dict[str, Any]:
-        body = self._item(vault, name, v, versioned=True)
-        body["value"] = v.value.reveal()
-        return body
-
-    def _not_found(self, name: str, version: str = "") -> StateError:
-        ident = f"{name}/{version}" if version else name
-        return StateError(
-            404,
-            "SecretNotFound",
-            f"A secret with (name/id) {ident} was not found in this key vault. If you recently "
-            "deleted this secret you may be able to recover it using the correct recovery "
-            "command. For help resolving this issue, please see "
-            "https://go.microsoft.com/fwlink/?linkid=2125182",
-        )
-
-    def _versions(self, vault: Vault, name: str) -> list[SecretVersion]:
-        with self.state.lock:
-            versions = list(vault.secrets.get(name.lower(), []))
-        if not versions:
-            raise self._not_found(name)
-        return versions
-
-    # ---- operations --------------------------------------------------------------
-
-    def _get(self, vault: Vault, name: str, version: str) -> Response:
-        versions = self._versions(vault, name)
-        if version:
-            found = next((v for v in versions if v.version == version.lower()), None)
-            if found is None:
-                raise self._not_found(name, version)
-        else:
-            found = versions[-1]
-        if not found.enabled:
-            raise StateError(
-                403, "Forbidden", "Operation get is not allowed on a disabled secret."
-            ).with_inner("SecretDisabled")
-        return Response(200, self._bundle(vault, name, found))
-
-    def _set(self, req: Request, vault: Vault, name: str) -> Response:
-        try:
-            data = req.json()
-        except (ValueError, UnicodeDecodeError):
-            data = None
-        if not isinstance(data, dict) or not isinstance(data.get("value"), str):
-            return kv_error(
-                400, "BadParameter", "Property 'value' is required and must be a string."
-            )
-        content_type = data.get("contentType")
-        tags = data.get("tags") if isinstance(data.get("tags"), dict) else {}
-        version = self.state.set_secret(
-            vault.name,
-            name,
-            data["value"],
-            content_type=content_type if isinstance(content_type, str) else None,
-            tags={str(k): str(v) for k, v in (tags or {}).items()},
-        )
-        attrs = data.get("attributes")
-        if isinstance(attrs, dict) and attrs.get("enabled") is False:
-            version.enabled = False
-        return Response(200, self._bundle(vault, name, version))
-
-    def _update(self, req: Request, vault: Vault, name: str, version: str) -> Response:
-        versions = self._versions(vault, name)
-        found = (
-            next((v for v in versions if v.version == version.lower()), None)
-            if version
-            else versions[-1]
-        )
-        if found is None:
-            raise self._not_found(name, version)
-        try:
-            data = req.json()
-        except (ValueError, UnicodeDecodeError):
-            data = None
-        if not isinstance(data, dict):
-            return kv_error(400, "BadParameter", "The request body must be a JSON object.")
-        with self.state.lock:
-            attrs = data.get("attributes")
-            if isinstance(attrs, dict) and isinstance(attrs.get("enabled"), bool):
-                found.enabled = attrs["enabled"]
-            if isinstance(data.get("contentType"), str):
-                found.content_type = data["contentType"]
-            if isinstance(data.get("tags"), dict):
-                found.tags = {str(k): str(v) for k, v in data["tags"].items()}
-            found.updated = int(time.time())
-        return Response(200, self._item(vault, name, found, versioned=True))
-
-    def _list(self, req: Request, vault: Vault, name: str | None) -> Response:
-        try:
-            maxresults = int(req.arg("maxresults") or 25)
-            skip = int(req.arg("$skiptoken") or 0)
-        except ValueError:
-            return kv_error(400, "BadParameter", "maxresults and $skiptoken must be integers.")
-        if not 1 <= maxresults <= 25:
-            return kv_error(
-                400, "BadParameter", "The value of maxresults must be between 1 and 25."
-            )
-        if name is None:
-            with self.state.lock:
-                latest = [(n, vs[-1]) for n, vs in sorted(vault.secrets.items()) if vs]
-            items = [self._item(vault, n, v, versioned=False) for n, v in latest]
-            path = "/secrets"
-        else:
-            items = [
-                self._item(vault, name, v, versioned=True) for v in self._versions(vault, name)
-            ]
-            path = f"/secrets/{vault.secret_names.get(name.lower(), name)}/versions"
-        page = items[skip : skip + maxresults]
-        next_link = None
-        if skip + maxresults < len(items):
-            next_link = (
-                f"{self.url}{path}?api-version={req.arg('api-version')}"
-                f"&$skiptoken={skip + maxresults}&maxresults={maxresults}"
-            )
-        return Response(200, {"value": page, "nextLink": next_link})
-
-    def _deleted_body(
-        self, vault: Vault, name: str, stamp: int, v: SecretVersion
-    ) -> dict[str, Any]:
-        body = self._item(vault, name, v, versioned=True)
-        spelled = vault.secret_names.get(name.lower(), name)
-        body.update(
-            {
-                "recoveryId": f"{self.url}/deletedsecrets/{spelled}",
-                "deletedDate": stamp,
-                "scheduledPurgeDate": stamp + _RETENTION_DAYS * 86400,
-            }
-        )
-        return body
-
-    def _delete(self, vault: Vault, name: str) -> Response:
-        stamp = int(time.time())
-        with self.state.lock:
-            versions = vault.secrets.pop(name.lower(), None)
-            if not versions:
-                raise self._not_found(name)
-            vault.deleted[name.lower()] = (stamp, versions)
-        return Response(200, self._deleted_body(vault, name, stamp, versions[-1]))
-
-    def _deleted(self, vault: Vault, name: str) -> tuple[int, list[SecretVersion]]:
-        with self.state.lock:
-            entry = vault.deleted.get(name.lower())
-        if entry is None:
-            raise StateError(404, "SecretNotFound", f"Deleted Secret not found: {name}")
-        return entry
-
-    def _get_deleted(self, vault: Vault, name: str) -> Response:
-        stamp, versions = self._deleted(vault, name)
-        return Response(200, self._deleted_body(vault, name, stamp, versions[-1]))
-
-    def _purge(self, vault: Vault, name: str) -> Response:
-        self._deleted(vault, name)
-        with self.state.lock:
-            vault.deleted.pop(name.lower(), None)
-            vault.secret_names.pop(name.lower(), None)
-        return Response(204)
-
-    def _recover(self, vault: Vault, name: str) -> Response:
-        _, versions = self._deleted(vault, name)
-        with self.state.lock:
-            vault.deleted.pop(name.lower(), None)
-            vault.secrets[name.lower()] = versions
-        return Response(200, self._bundle(vault, name, versions[-1]))

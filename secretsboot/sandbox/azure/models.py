@@ -344,6 +344,8 @@ class SecretVersion:
     created: int
     updated: int
     tags: dict[str, str] = field(default_factory=dict)
+    nbf: int | None = None  # not before (Unix seconds), informational as in Key Vault
+    exp: int | None = None  # expires (Unix seconds), informational as in Key Vault
 
 
 @dataclass

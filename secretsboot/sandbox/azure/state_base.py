@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 
@@ -41,6 +42,8 @@ class StateBase:
         # ARM refuses overlapping FIC writes on one identity; a write lasts this long
         self.fic_write_latency_s = 0.0
         self._fic_writes: set[str] = set()
+        # seals Key Vault backup blobs: they restore only within this subscription
+        self.backup_key = os.urandom(32)
 
     # ---- resource groups -------------------------------------------------------
 
