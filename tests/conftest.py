@@ -116,8 +116,13 @@ SANDBOX_COMPONENTS = ("kubernetes", "azure", "openbao")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The shared in-process sandbox: Kubernetes fake, Azure fakes and real OpenBao."""
     from secretsboot.sandbox import Sandbox
+    from secretsboot.sandbox.stack import TEST_PROPAGATION
 
-    sb = Sandbox.start(tmp_path_factory.mktemp("sandbox"), components=SANDBOX_COMPONENTS)
+    sb = Sandbox.start(
+        tmp_path_factory.mktemp("sandbox"),
+        components=SANDBOX_COMPONENTS,
+        propagation=TEST_PROPAGATION,  # grants over ARM take 0.2-1 s to take effect
+    )
     try:
         yield sb
     finally:

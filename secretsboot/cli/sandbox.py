@@ -68,18 +68,30 @@ def up(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for every component.")
     ] = 30.0,
+    propagation: Annotated[
+        str,
+        typer.Option(
+            "--propagation",
+            metavar="LOW-HIGH",
+            help="Each role assignment, access policy and federated credential takes effect "
+            "after a random delay in this range of seconds, as in Azure; 0 turns it off.",
+        ),
+    ] = "1-8",
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Start the sandbox in the background and wait until it is healthy (exit 5 if not)."""
     from secretsboot.sandbox import background
-    from secretsboot.sandbox.stack import check_components
+    from secretsboot.sandbox.stack import check_components, parse_propagation
 
     chosen = check_components(c.strip() for c in components.split(",") if c.strip())
     if spec_file is not None:
         from secretsboot.spec import load_spec
 
         load_spec(spec_file)  # a bad spec fails here, naming file and field
-    state, already = background.up(state_dir, chosen, spec=spec_file, timeout=timeout)
+    parse_propagation(propagation)  # a bad range fails here, before anything starts
+    state, already = background.up(
+        state_dir, chosen, spec=spec_file, timeout=timeout, propagation=propagation
+    )
     if output is OutputFormat.JSON:
         typer.echo(
             json.dumps(

@@ -171,6 +171,7 @@ def up(
     *,
     spec: Path | None = None,
     timeout: float = 30.0,
+    propagation: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Start the sandbox in the background; returns ``(state, already_running)``.
 
@@ -197,6 +198,8 @@ def up(
     ]
     if spec is not None:
         command += ["--spec", str(spec.resolve())]
+    if propagation is not None:  # "LOW-HIGH" seconds (stack.parse_propagation)
+        command += ["--propagation", propagation]
     with os.fdopen(_fresh_private(state_dir / LOG_FILE), "ab") as log_file:
         proc = subprocess.Popen(
             command,

@@ -49,6 +49,27 @@ PKI_DIR = "pki"  # the CA, and every certificate and key it issued
 REVIEWER_NAMESPACE = "kube-system"
 REVIEWER_SA = "openbao-token-reviewer"
 _REVIEWER_TOKEN_SECONDS = 30 * 24 * 3600
+#: each role assignment, access policy and FIC written over ARM takes effect after a
+#: random delay in this range (seconds), as grants propagate in Azure; ``(0, 0)``: at once
+DEFAULT_PROPAGATION = (1.0, 8.0)
+#: the short range of the test suite's shared sandbox: the windows are exercised, briefly
+TEST_PROPAGATION = (0.2, 1.0)
+
+
+def parse_propagation(text: str) -> tuple[float, float]:
+    """``"1-8"`` -> ``(1.0, 8.0)``; ``"2"`` -> ``(2.0, 2.0)``; ``"0"`` turns delays off."""
+    low_text, _, high_text = text.strip().partition("-")
+    try:
+        low = float(low_text)
+        high = float(high_text) if high_text else low
+    except ValueError:
+        low = high = -1.0
+    if not 0 <= low <= high <= 3600:
+        raise BadInputError(
+            f"--propagation {text!r} is not a delay range",
+            hint="give seconds as LOW-HIGH (e.g. 1-8) or one number; 0 turns delays off",
+        )
+    return low, high
 
 
 def check_components(components: Iterable[str]) -> tuple[str, ...]:
@@ -96,8 +117,13 @@ class Sandbox:
         components: Sequence[str] = COMPONENTS,
         *,
         spec: Spec | None = None,
+        propagation: tuple[float, float] = DEFAULT_PROPAGATION,
     ) -> Sandbox:
         """Start the chosen components on 127.0.0.1 (free ports) and wait until healthy.
+
+        ``propagation``: each role assignment, access policy and federated credential
+        written over ARM takes effect at Key Vault and Entra after a random delay in this
+        range (seconds), as in Azure; ``(0, 0)`` turns the delays off.
 
         OpenBao is spawned first and boots while the fakes start; its ``kubernetes``
         and ``jwt`` auth methods are configured against the Kubernetes fake. With a
@@ -118,6 +144,7 @@ class Sandbox:
                 from secretsboot.sandbox.azure import AzureFakes
 
                 sb.azure = AzureFakes.start(sb.ca, state_dir, **seed.spec_identity(spec))
+                sb.azure.set_propagation(*propagation)
                 sb.operator = seed.create_operator(sb)
             if spec is not None:
                 seed.adopt_cluster(sb, spec)
@@ -339,7 +366,12 @@ def _process_control(sb: Sandbox, control: Path) -> None:
         _write_private_json(response, result)
 
 
-def serve(state_dir: Path, components: Sequence[str], spec_file: Path | None = None) -> int:
+def serve(
+    state_dir: Path,
+    components: Sequence[str],
+    spec_file: Path | None = None,
+    propagation: tuple[float, float] = DEFAULT_PROPAGATION,
+) -> int:
     """Run the sandbox until SIGTERM/SIGINT; ``state.json`` appears once it is healthy."""
     stop_event = threading.Event()
 
@@ -356,7 +388,7 @@ def serve(state_dir: Path, components: Sequence[str], spec_file: Path | None = N
             from secretsboot.spec import load_spec
 
             spec = load_spec(spec_file)
-        sb = Sandbox.start(state_dir, components, spec=spec)
+        sb = Sandbox.start(state_dir, components, spec=spec, propagation=propagation)
     except Exception as exc:
         log.exception("the sandbox did not start")
         _write_private_json(
@@ -393,12 +425,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--dir", required=True, type=Path)
     run.add_argument("--components", default=",".join(COMPONENTS))
     run.add_argument("--spec", type=Path, default=None)
+    run.add_argument("--propagation", default="{:g}-{:g}".format(*DEFAULT_PROPAGATION))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     components = [c.strip() for c in str(args.components).split(",") if c.strip()]
-    return serve(Path(args.dir).resolve(), components, args.spec)
+    propagation = parse_propagation(str(args.propagation))
+    return serve(Path(args.dir).resolve(), components, args.spec, propagation)
 
 
 if __name__ == "__main__":

@@ -324,10 +324,21 @@ class AzureFakes:
             self.state.imds_caller = selector
 
     def set_propagation_delay(self, seconds: float) -> None:
-        """From now on, new FICs and role assignments take effect at Entra and Key Vault
-        only ``seconds`` after they are created (ARM lists them at once), as in Azure."""
+        """From now on, every new FIC, role assignment and access policy (seeded here or
+        written over ARM) takes effect at Entra and Key Vault only ``seconds`` after it
+        is created (ARM lists it at once), as in Azure."""
         with self.state.lock:
             self.state.propagation_delay_s = max(0.0, seconds)
+
+    def set_propagation(self, low: float, high: float | None = None) -> None:
+        """Each FIC, role assignment and access policy written over ARM from now on takes
+        effect after a random delay in ``[low, high]`` seconds (``0``: at once); the
+        seeding helpers here stand for grants made long ago and are not delayed."""
+        high = low if high is None else high
+        if low < 0 or high < low:
+            raise ValueError(f"propagation range must be 0 <= low <= high, not {low}-{high}")
+        with self.state.lock:
+            self.state.propagation_range = (low, high)
 
     def set_fic_write_latency(self, seconds: float) -> None:
         """Each FIC write over ARM lasts ``seconds``; an overlapping write on the same

@@ -39,7 +39,14 @@ from collections.abc import Callable
 from typing import Any
 
 from secretsboot.sandbox._http import FakeApp, Request, Response
-from secretsboot.sandbox.azure.arm_common import KV, MI, arm_error, json_body, properties
+from secretsboot.sandbox.azure.arm_common import (
+    CALLER,
+    KV,
+    MI,
+    arm_error,
+    json_body,
+    properties,
+)
 from secretsboot.sandbox.azure.arm_vaults import VaultRoutes
 from secretsboot.sandbox.azure.auth import ARM_AUDIENCES, TokenIssuer
 from secretsboot.sandbox.azure.state import (
@@ -51,6 +58,7 @@ from secretsboot.sandbox.azure.state import (
 from secretsboot.sandbox.tokens import TokenError
 
 _AUTHZ = "/providers/microsoft.authorization/"
+KV_LOCATIONS = "microsoft.keyvault/locations"
 
 
 class ArmApp(VaultRoutes, FakeApp):
@@ -111,6 +119,7 @@ class ArmApp(VaultRoutes, FakeApp):
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
         oid = str(claims.get("oid", ""))
+        CALLER.set(str(claims.get("appid") or claims.get("azp") or oid))
         try:
             return self._route(req, oid)
         except StateError as exc:
@@ -200,6 +209,8 @@ class ArmApp(VaultRoutes, FakeApp):
                 return self._identities(req, oid, path, rg, names)
             if kind == KV.lower():
                 return self._vaults(req, oid, path, rg, names)
+            if rg is None and kind in ("microsoft.keyvault/deletedvaults", KV_LOCATIONS):
+                return self._deleted_vaults(req, oid, path, kind, names)
             return arm_error(
                 400,
                 "InvalidResourceType",
@@ -279,7 +290,7 @@ class ArmApp(VaultRoutes, FakeApp):
                 existed = identity_id.lower() in self.state.identities
                 tags = data.get("tags") if isinstance(data.get("tags"), dict) else None
                 identity = self.state.create_identity(
-                    rg, name, location=data["location"], tags=tags
+                    rg, name, location=data["location"], tags=tags, by=CALLER.get()
                 )
                 return Response(200 if existed else 201, identity.arm_body())
             if req.method == "PATCH":
@@ -346,7 +357,13 @@ class ArmApp(VaultRoutes, FakeApp):
                     time.sleep(self.state.fic_write_latency_s)
                 existed = fic_name.lower() in identity.federated
                 fic = self.state.add_federated_credential(
-                    identity.id, fic_name, issuer, subject, audiences
+                    identity.id,
+                    fic_name,
+                    issuer,
+                    subject,
+                    audiences,
+                    propagate=True,
+                    by=CALLER.get(),
                 )
             finally:
                 self.state.end_fic_write(identity.id)
@@ -446,6 +463,7 @@ class ArmApp(VaultRoutes, FakeApp):
                 role_id,
                 name=name,
                 principal_type=ptype if isinstance(ptype, str) else None,
+                propagate=True,
             )
             return Response(200 if existed else 201, ra.arm_body())
         if req.method == "GET":

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from secretsboot.sandbox._http import Request, Response
 
 MI = "Microsoft.ManagedIdentity/userAssignedIdentities"
 KV = "Microsoft.KeyVault/vaults"
+
+#: the client id (``appid``) of the request being served: ``systemData.createdBy``
+CALLER: ContextVar[str | None] = ContextVar("arm_caller", default=None)
 
 
 def arm_error(

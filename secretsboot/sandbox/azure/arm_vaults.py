@@ -1,6 +1,12 @@
-"""The ARM fake's ``Microsoft.KeyVault/vaults``: create, get, list, delete, access policies.
+"""The ARM fake's ``Microsoft.KeyVault/vaults``: create, get, list, delete, access policies,
+and the soft-deleted vaults.
 
-A mixin of :class:`~.arm.ArmApp` (which routes to it and authorizes the caller).
+A mixin of :class:`~.arm.ArmApp` (which routes to it and authorizes the caller). As in
+Azure, DELETE soft-deletes a vault: its name stays taken (a create is 409
+``ConflictError``) until ``POST .../locations/{loc}/deletedVaults/{name}/purge``, or it
+comes back with its secrets through a PUT with ``properties.createMode: recover``;
+``GET .../providers/Microsoft.KeyVault/deletedVaults`` and
+``GET .../locations/{loc}/deletedVaults/{name}`` show them.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from secretsboot.sandbox._http import Request, Response
-from secretsboot.sandbox.azure.arm_common import KV, arm_error, json_body, properties
+from secretsboot.sandbox.azure.arm_common import CALLER, KV, arm_error, json_body, properties
 from secretsboot.sandbox.azure.state import (
     SECRET_PERMISSIONS,
     AccessPolicy,
@@ -78,7 +84,7 @@ class VaultRoutes:
             policies = self._policies(properties(data).get("accessPolicies"))
             if isinstance(policies, Response):
                 return policies
-            updated = self.state.update_access_policies(vault, kind, policies)
+            updated = self.state.update_access_policies(vault, kind, policies, propagate=True)
             return Response(
                 200,
                 {
@@ -97,8 +103,7 @@ class VaultRoutes:
             self._authorize(oid, action + "delete", path)
             if vault is None:
                 return Response(204)
-            with self.state.lock:
-                self.state.vaults.pop(vault.name.lower(), None)
+            self.state.delete_vault(vault.name)
             return Response(200)
         if req.method in ("PUT", "PATCH"):
             self._authorize(oid, action + "write", path)
@@ -170,6 +175,11 @@ class VaultRoutes:
             rbac = bool(props.get("enableRbacAuthorization", False))
         else:
             rbac = bool(props.get("enableRbacAuthorization", vault.rbac))
+        if str(props.get("createMode", "")).lower() == "recover":
+            vault = self.state.recover_vault(name, rg, by=CALLER.get())
+            if self.on_vault is not None:
+                self.on_vault(vault)
+            return Response(200, vault.arm_body())
         created = vault is None
         raw_location = data.get("location")
         location = raw_location if isinstance(raw_location, str) else "eastus"
@@ -179,8 +189,37 @@ class VaultRoutes:
             resource_group=rg,
             location=location if created else (vault.location if vault else location),
             access_policies=policies,
+            by=CALLER.get(),
+            propagate=True,
         )
         if self.on_vault is not None:
             self.on_vault(vault)
         headers = {"x-ms-request-id": str(uuid.uuid4())}
         return Response(201 if created else 200, vault.arm_body(), headers)
+
+    # ---- Microsoft.KeyVault/deletedVaults ----------------------------------------
+
+    def _deleted_vaults(
+        self, req: Request, oid: str, path: str, kind: str, names: list[str]
+    ) -> Response:
+        """``/providers/Microsoft.KeyVault/deletedVaults`` (list) and
+        ``/providers/Microsoft.KeyVault/locations/{loc}/deletedVaults/{name}[/purge]``."""
+        read = "Microsoft.KeyVault/deletedVaults/read"
+        if kind.endswith("/deletedvaults"):
+            if names or req.method != "GET":
+                return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
+            self._authorize(oid, read, path)
+            with self.state.lock:
+                items = [d.arm_body() for d in self.state.deleted_vaults.values()]
+            return Response(200, {"value": items})
+        if len(names) < 3 or names[1].lower() != "deletedvaults" or len(names) > 4:
+            return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
+        location, name = names[0], names[2]
+        if len(names) == 3 and req.method == "GET":
+            self._authorize(oid, read, path)
+            return Response(200, self.state.deleted_vault(name, location).arm_body())
+        if len(names) == 4 and names[3].lower() == "purge" and req.method == "POST":
+            self._authorize(oid, "Microsoft.KeyVault/locations/deletedVaults/purge/action", path)
+            self.state.purge_deleted_vault(name, location)
+            return Response(200)
+        return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")

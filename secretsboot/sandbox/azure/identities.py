@@ -17,6 +17,8 @@ from secretsboot.sandbox.azure.models import (
     PodBinding,
     ServicePrincipal,
     StateError,
+    new_system_data,
+    touch,
 )
 from secretsboot.sandbox.azure.state_base import StateBase
 from secretsboot.secret import SecretValue
@@ -38,6 +40,7 @@ class IdentityState(StateBase):
         *,
         location: str = DEFAULT_LOCATION,
         tags: dict[str, str] | None = None,
+        by: str | None = None,
     ) -> Identity:
         """Create (or return the existing) user-assigned identity ``resource_group/name``."""
         if not NAME_RE.match(name):
@@ -54,6 +57,7 @@ class IdentityState(StateBase):
             if existing is not None:
                 if tags is not None:
                     existing.tags = dict(tags)
+                touch(existing.system_data, by)
                 return existing
             identity = Identity(
                 resource_group=rg,
@@ -64,6 +68,7 @@ class IdentityState(StateBase):
                 id=self.identity_id(rg, name),
                 location=location,
                 tags=dict(tags or {}),
+                system_data=new_system_data(by),
             )
             self.identities[key] = identity
             return identity
@@ -100,8 +105,13 @@ class IdentityState(StateBase):
         issuer: str,
         subject: str,
         audiences: list[str] | None = None,
+        *,
+        propagate: bool = False,
+        by: str | None = None,
     ) -> FederatedCredential:
-        """Create or update a FIC; the 21st on one identity is refused like Azure does."""
+        """Create or update a FIC; the 21st on one identity is refused like Azure does.
+        Entra honours it after the propagation delay (a random one when ``propagate``:
+        a write over ARM)."""
         audiences = list(audiences or [TOKEN_EXCHANGE_AUDIENCE])
         if not NAME_RE.match(name) or len(name) < 3:
             raise StateError(
@@ -151,8 +161,12 @@ class IdentityState(StateBase):
                 subject=subject,
                 audiences=audiences,
                 id=f"{identity.id}/federatedIdentityCredentials/{fic_name}",
-                effective_at=time.monotonic() + self.propagation_delay_s,
+                effective_at=self.effective_from(propagate=propagate),
+                system_data=new_system_data(by),
             )
+            if existing is not None:
+                fic.system_data = dict(existing.system_data)
+                touch(fic.system_data, by)
             identity.federated[name.lower()] = fic
             return fic
 

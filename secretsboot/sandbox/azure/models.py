@@ -65,6 +65,34 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+SANDBOX_CALLER = "secretsboot-sandbox"  # who "created" what the sandbox seeds itself
+
+
+def new_system_data(by: str | None = None) -> dict[str, str]:
+    """ARM's ``systemData`` of a resource created now by client id ``by``."""
+    stamp = now_iso()
+    who = by or SANDBOX_CALLER
+    return {
+        "createdBy": who,
+        "createdByType": "Application",
+        "createdAt": stamp,
+        "lastModifiedBy": who,
+        "lastModifiedByType": "Application",
+        "lastModifiedAt": stamp,
+    }
+
+
+def touch(data: dict[str, str], by: str | None) -> None:
+    """Record a modification by client id ``by`` in ``systemData``."""
+    data.update(
+        {
+            "lastModifiedBy": by or SANDBOX_CALLER,
+            "lastModifiedByType": "Application",
+            "lastModifiedAt": now_iso(),
+        }
+    )
+
+
 @dataclass(frozen=True)
 class RoleDefinition:
     """A built-in role: its permissions decide control-plane and data-plane access."""
@@ -211,12 +239,14 @@ class FederatedCredential:
     audiences: list[str]
     id: str
     effective_at: float = 0.0  # time.monotonic() from which Entra honours it
+    system_data: dict[str, str] = field(default_factory=new_system_data)
 
     def arm_body(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
             "type": "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials",
+            "systemData": dict(self.system_data),
             "properties": {
                 "issuer": self.issuer,
                 "subject": self.subject,
@@ -238,6 +268,7 @@ class Identity:
     location: str = DEFAULT_LOCATION
     tags: dict[str, str] = field(default_factory=dict)
     federated: dict[str, FederatedCredential] = field(default_factory=dict)
+    system_data: dict[str, str] = field(default_factory=new_system_data)
 
     def arm_body(self) -> dict[str, Any]:
         return {
@@ -246,6 +277,7 @@ class Identity:
             "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
             "location": self.location,
             "tags": dict(self.tags),
+            "systemData": dict(self.system_data),
             "properties": {
                 "tenantId": self.tenant_id,
                 "principalId": self.principal_id,
@@ -319,6 +351,13 @@ class AccessPolicy:
     keys: list[str] = field(default_factory=list)
     certificates: list[str] = field(default_factory=list)
     application_id: str | None = None
+    # Key Vault honours ``secrets`` from ``effective_at`` (time.monotonic()); ``before``
+    # until then (the permissions this object id had before the last write propagates)
+    effective_at: float = 0.0
+    before: list[str] = field(default_factory=list)
+
+    def secrets_in_effect(self, now: float) -> list[str]:
+        return self.secrets if self.effective_at <= now else self.before
 
     def arm_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -362,6 +401,9 @@ class Vault:
     secret_names: dict[str, str] = field(default_factory=dict)
     deleted: dict[str, tuple[int, list[SecretVersion]]] = field(default_factory=dict)
     url: str = ""  # the data-plane URL, set when its server starts
+    tags: dict[str, str] = field(default_factory=dict)
+    system_data: dict[str, str] = field(default_factory=new_system_data)
+    retention_days: int = 90
 
     @property
     def id(self) -> str:
@@ -376,7 +418,8 @@ class Vault:
             "name": self.name,
             "type": "Microsoft.KeyVault/vaults",
             "location": self.location,
-            "tags": {},
+            "tags": dict(self.tags),
+            "systemData": dict(self.system_data),
             "properties": {
                 "sku": {"family": "A", "name": "standard"},
                 "tenantId": self.tenant_id,
@@ -385,11 +428,42 @@ class Vault:
                 "enabledForDiskEncryption": False,
                 "enabledForTemplateDeployment": False,
                 "enableSoftDelete": True,
-                "softDeleteRetentionInDays": 90,
+                "softDeleteRetentionInDays": self.retention_days,
                 "enableRbacAuthorization": self.rbac,
                 "vaultUri": (self.url.rstrip("/") + "/") if self.url else None,
                 "provisioningState": "Succeeded",
                 "publicNetworkAccess": "Enabled",
+            },
+        }
+
+
+@dataclass
+class DeletedVault:
+    """A soft-deleted vault: its name stays taken until it is purged or recovered."""
+
+    vault: Vault
+    deletion_date: str
+    scheduled_purge_date: str
+
+    @property
+    def id(self) -> str:
+        return (
+            f"/subscriptions/{self.vault.subscription_id}/providers/Microsoft.KeyVault"
+            f"/locations/{self.vault.location}/deletedVaults/{self.vault.name}"
+        )
+
+    def arm_body(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.vault.name,
+            "type": "Microsoft.KeyVault/deletedVaults",
+            "properties": {
+                "vaultId": self.vault.id,
+                "location": self.vault.location,
+                "deletionDate": self.deletion_date,
+                "scheduledPurgeDate": self.scheduled_purge_date,
+                "tags": dict(self.vault.tags),
+                "purgeProtectionEnabled": False,
             },
         }
 

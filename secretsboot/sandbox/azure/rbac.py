@@ -52,6 +52,7 @@ class RbacState(VaultState):
         *,
         name: str | None = None,
         principal_type: str | None = None,
+        propagate: bool = False,
     ) -> RoleAssignment:
         """Create a role assignment; the same principal/role/scope under another name is a
         409 ``RoleAssignmentExists``. Idempotent for the same name and content."""
@@ -86,7 +87,7 @@ class RbacState(VaultState):
             role_definition_id=full_role_id,
             principal_id=principal_id,
             principal_type=principal_type or "ServicePrincipal",
-            effective_at=time.monotonic() + self.propagation_delay_s,
+            effective_at=self.effective_from(propagate=propagate),
         )
         with self.lock:
             existing = self.role_assignments.get(candidate.id.lower())

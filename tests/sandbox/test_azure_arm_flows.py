@@ -1,0 +1,299 @@
+"""The ARM fake through the management SDKs' own flows: Key Vault soft delete, recover and
+purge; managed identity + federated credential CRUD; role assignment CRUD; systemData;
+and the propagation delay of grants written over ARM (endpoint, credential and CA only)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.identity import ClientSecretCredential
+from azure.keyvault.secrets import SecretClient
+from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
+from azure.mgmt.keyvault import KeyVaultManagementClient
+from azure.mgmt.keyvault import models as kvm
+from azure.mgmt.msi import ManagedServiceIdentityClient
+from azure.mgmt.msi.models import FederatedIdentityCredential, Identity
+
+from secretsboot.sandbox.azure import KEY_VAULT_SECRETS_USER, AzureFakes
+from secretsboot.sandbox.pki import CertificateAuthority
+
+from . import azure_helpers
+
+azure_dir, ca, az = azure_helpers.azure_dir, azure_helpers.ca, azure_helpers.az
+
+ARM_SCOPE = "https://management.azure.com/.default"
+CANARY = "CANARY-arm-" + uuid.uuid4().hex[:8]
+ISSUER = "https://oidc.example.invalid/cluster"  # stored only
+
+
+def _sp_credential(az: AzureFakes, ca: CertificateAuthority, app_id: str) -> ClientSecretCredential:
+    return ClientSecretCredential(
+        az.tenant_id,
+        app_id,
+        "secret-" + app_id,
+        authority=az.authority_host,
+        disable_instance_discovery=True,
+        connection_verify=str(ca.ca_path),
+    )
+
+
+@pytest.fixture(scope="module")
+def admin_app(az: AzureFakes) -> str:
+    app_id = str(uuid.uuid4())
+    az.add_service_principal(app_id, "secret-" + app_id)
+    return app_id
+
+
+@pytest.fixture(scope="module")
+def mgmt(az: AzureFakes, ca: CertificateAuthority, admin_app: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "base_url": az.arm_url,
+        "credential_scopes": [ARM_SCOPE],
+        "connection_verify": str(ca.ca_path),
+        "retry_total": 0,
+    }
+    cred = _sp_credential(az, ca, admin_app)
+    return {
+        "kv": KeyVaultManagementClient(cred, az.subscription_id, **kwargs),
+        "msi": ManagedServiceIdentityClient(cred, az.subscription_id, **kwargs),
+        "authz": AuthorizationManagementClient(cred, az.subscription_id, **kwargs),
+    }
+
+
+@pytest.fixture
+def propagation(az: AzureFakes) -> Iterator[tuple[float, float]]:
+    window = (0.3, 0.6)
+    az.set_propagation(*window)
+    yield window
+    az.set_propagation(0.0, 0.0)
+
+
+def _create_vault(client: KeyVaultManagementClient, az: AzureFakes, name: str, **props: Any) -> Any:
+    return client.vaults.begin_create_or_update(
+        "rg",
+        name,
+        kvm.VaultCreateOrUpdateParameters(
+            location="eastus",
+            properties=kvm.VaultProperties(
+                tenant_id=az.tenant_id, sku=kvm.Sku(family="A", name="standard"), **props
+            ),
+        ),
+        polling_interval=0,
+    ).result()
+
+
+def test_deleted_vault_keeps_its_name_until_purged(
+    az: AzureFakes, mgmt: dict[str, Any], admin_app: str
+) -> None:
+    client: KeyVaultManagementClient = mgmt["kv"]
+    vault = _create_vault(client, az, "soft-kv", enable_rbac_authorization=True)
+    assert vault.system_data.created_by == admin_app
+    assert vault.system_data.created_by_type == "Application"
+    assert vault.system_data.created_at is not None
+    client.vaults.delete("rg", "soft-kv")
+    with pytest.raises(ResourceNotFoundError):
+        client.vaults.get("rg", "soft-kv")
+
+    deleted = {d.name: d for d in client.vaults.list_deleted()}
+    assert deleted["soft-kv"].properties.vault_id == (
+        f"/subscriptions/{az.subscription_id}/resourceGroups/rg"
+        "/providers/Microsoft.KeyVault/vaults/soft-kv"
+    )
+    one = client.vaults.get_deleted("soft-kv", "eastus")
+    assert one.properties.location == "eastus"
+    assert one.properties.deletion_date and one.properties.scheduled_purge_date
+
+    with pytest.raises(HttpResponseError) as taken:  # the name is held
+        _create_vault(client, az, "soft-kv", enable_rbac_authorization=True)
+    assert taken.value.status_code == 409
+    assert taken.value.error is not None and taken.value.error.code == "ConflictError"
+    assert "already exists in deleted state" in str(taken.value)
+
+    client.vaults.begin_purge_deleted("soft-kv", "eastus", polling_interval=0).result()
+    assert "soft-kv" not in {d.name for d in client.vaults.list_deleted()}
+    again = _create_vault(client, az, "soft-kv", enable_rbac_authorization=True)
+    assert again.name == "soft-kv"
+
+
+def test_recovered_vault_comes_back_with_its_secrets(
+    az: AzureFakes, mgmt: dict[str, Any], ca: CertificateAuthority
+) -> None:
+    client: KeyVaultManagementClient = mgmt["kv"]
+    _create_vault(client, az, "recover-kv", enable_rbac_authorization=True)
+    app_id = str(uuid.uuid4())
+    oid = az.add_service_principal(app_id, "secret-" + app_id)
+    az.assign_role(az.vault_id("recover-kv"), oid, KEY_VAULT_SECRETS_USER)
+    az.set_secret("recover-kv", "db", CANARY)
+    client.vaults.delete("rg", "recover-kv")
+    recovered = _create_vault(client, az, "recover-kv", create_mode="recover")
+    assert recovered.name == "recover-kv"
+    with SecretClient(
+        az.keyvault_url("recover-kv"),
+        _sp_credential(az, ca, app_id),
+        verify_challenge_resource=False,
+        connection_verify=str(ca.ca_path),
+    ) as secrets:
+        assert secrets.get_secret("db").value == CANARY
+
+
+def test_managed_identity_and_federated_credential_flow(
+    mgmt: dict[str, Any], admin_app: str
+) -> None:
+    msi: ManagedServiceIdentityClient = mgmt["msi"]
+    created = msi.user_assigned_identities.create_or_update(
+        "rg", "flow-mi", Identity(location="eastus", tags={"app": "flow"})
+    )
+    assert created.system_data.created_by == admin_app
+    updated = msi.user_assigned_identities.update("rg", "flow-mi", {"tags": {"app": "flow2"}})
+    assert updated.tags == {"app": "flow2"}
+    assert "flow-mi" in {i.name for i in msi.user_assigned_identities.list_by_subscription()}
+    assert "flow-mi" in {i.name for i in msi.user_assigned_identities.list_by_resource_group("rg")}
+
+    fic = msi.federated_identity_credentials.create_or_update(
+        "rg",
+        "flow-mi",
+        "flow-fic",
+        FederatedIdentityCredential(
+            issuer=ISSUER,
+            subject="system:serviceaccount:shop:flow",
+            audiences=["api://AzureADTokenExchange"],
+        ),
+    )
+    assert fic.system_data.created_by == admin_app
+    got = msi.federated_identity_credentials.get("rg", "flow-mi", "flow-fic")
+    assert (got.issuer, got.subject) == (ISSUER, "system:serviceaccount:shop:flow")
+    assert [f.name for f in msi.federated_identity_credentials.list("rg", "flow-mi")] == [
+        "flow-fic"
+    ]
+    msi.federated_identity_credentials.delete("rg", "flow-mi", "flow-fic")
+    assert list(msi.federated_identity_credentials.list("rg", "flow-mi")) == []
+    msi.user_assigned_identities.delete("rg", "flow-mi")
+    with pytest.raises(ResourceNotFoundError):
+        msi.user_assigned_identities.get("rg", "flow-mi")
+
+
+def test_role_assignment_flow(az: AzureFakes, mgmt: dict[str, Any]) -> None:
+    authz: AuthorizationManagementClient = mgmt["authz"]
+    scope = f"/subscriptions/{az.subscription_id}/resourceGroups/rg"
+    found = list(authz.role_definitions.list(scope, filter="roleName eq 'Key Vault Secrets User'"))
+    assert [d.name for d in found] == [KEY_VAULT_SECRETS_USER]
+    oid = az.add_service_principal(str(uuid.uuid4()), "unused")
+    name = str(uuid.uuid4())
+    created = authz.role_assignments.create(
+        scope,
+        name,
+        RoleAssignmentCreateParameters(
+            role_definition_id=found[0].id, principal_id=oid, principal_type="ServicePrincipal"
+        ),
+    )
+    assert created.name == name and created.principal_id == oid
+    assert authz.role_assignments.get(scope, name).role_definition_id == found[0].id
+    listed = list(authz.role_assignments.list_for_scope(scope, filter=f"principalId eq '{oid}'"))
+    assert [a.name for a in listed] == [name]
+    authz.role_assignments.delete(scope, name)
+    with pytest.raises(ResourceNotFoundError):
+        authz.role_assignments.get(scope, name)
+
+
+def _until(predicate: Any, timeout: float = 5.0) -> float:
+    """Seconds until ``predicate()`` is true (it must become true within ``timeout``)."""
+    t0 = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - t0 < timeout, "the grant never took effect"
+        time.sleep(0.05)
+    return time.monotonic() - t0
+
+
+def test_a_role_assignment_over_arm_takes_effect_after_the_propagation_delay(
+    az: AzureFakes,
+    ca: CertificateAuthority,
+    mgmt: dict[str, Any],
+    propagation: tuple[float, float],
+) -> None:
+    az.create_keyvault("late-rbac-kv")
+    az.set_secret("late-rbac-kv", "db", CANARY)
+    app_id = str(uuid.uuid4())
+    oid = az.add_service_principal(app_id, "secret-" + app_id)
+    authz: AuthorizationManagementClient = mgmt["authz"]
+    role = authz.role_definitions.get(az.vault_id("late-rbac-kv"), KEY_VAULT_SECRETS_USER)
+    t0 = time.monotonic()
+    authz.role_assignments.create(
+        az.vault_id("late-rbac-kv"),
+        str(uuid.uuid4()),
+        RoleAssignmentCreateParameters(role_definition_id=role.id, principal_id=oid),
+    )
+    with SecretClient(
+        az.keyvault_url("late-rbac-kv"),
+        _sp_credential(az, ca, app_id),
+        verify_challenge_resource=False,
+        connection_verify=str(ca.ca_path),
+    ) as secrets:
+        with pytest.raises(HttpResponseError) as first:
+            secrets.get_secret("db")
+        assert first.value.error is not None
+        assert first.value.error.innererror == {"code": "ForbiddenByRbac"}
+
+        def readable() -> bool:
+            try:
+                return secrets.get_secret("db").value == CANARY
+            except HttpResponseError:
+                return False
+
+        _until(readable)
+    assert propagation[0] <= time.monotonic() - t0 <= propagation[1] + 3.0
+
+
+def test_an_access_policy_over_arm_takes_effect_after_the_propagation_delay(
+    az: AzureFakes,
+    ca: CertificateAuthority,
+    mgmt: dict[str, Any],
+    propagation: tuple[float, float],
+) -> None:
+    client: KeyVaultManagementClient = mgmt["kv"]
+    _create_vault(client, az, "late-policy-kv", enable_rbac_authorization=False)
+    az.set_secret("late-policy-kv", "db", CANARY)
+    app_id = str(uuid.uuid4())
+    oid = az.add_service_principal(app_id, "secret-" + app_id)
+    client.vaults.update_access_policy(
+        "rg",
+        "late-policy-kv",
+        "add",
+        kvm.VaultAccessPolicyParameters(
+            properties=kvm.VaultAccessPolicyProperties(
+                access_policies=[
+                    kvm.AccessPolicyEntry(
+                        tenant_id=az.tenant_id,
+                        object_id=oid,
+                        permissions=kvm.Permissions(secrets=["get"]),
+                    )
+                ]
+            )
+        ),
+    )
+    # ARM shows the policy at once; Key Vault honours it only after the delay
+    policies = client.vaults.get("rg", "late-policy-kv").properties.access_policies
+    assert [p.object_id for p in policies] == [oid]
+    with SecretClient(
+        az.keyvault_url("late-policy-kv"),
+        _sp_credential(az, ca, app_id),
+        verify_challenge_resource=False,
+        connection_verify=str(ca.ca_path),
+    ) as secrets:
+        with pytest.raises(HttpResponseError) as first:
+            secrets.get_secret("db")
+        assert first.value.error is not None
+        assert first.value.error.innererror == {"code": "AccessDenied"}
+
+        def readable() -> bool:
+            try:
+                return secrets.get_secret("db").value == CANARY
+            except HttpResponseError:
+                return False
+
+        assert _until(readable) <= propagation[1] + 3.0
