@@ -236,6 +236,7 @@ def test_each_identity_reads_exactly_its_secrets(sb: Any, tmp_path: Path) -> Non
 
     path, canaries = variant(sb, tmp_path, "acl", per_secret)
     provision(path)
+    sb.azure.settle()  # the fresh grants propagate first, as in Azure
     spec = load_spec(path)
     delivery, package, workflow, ingestion, scheduler = spec.services
     ns = "ns-acl"

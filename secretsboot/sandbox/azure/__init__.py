@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -339,6 +340,20 @@ class AzureFakes:
             raise ValueError(f"propagation range must be 0 <= low <= high, not {low}-{high}")
         with self.state.lock:
             self.state.propagation_range = (low, high)
+
+    def settle(self) -> float:
+        """Wait until every grant written so far has propagated (as an operator waits
+        before relying on it); returns the seconds waited."""
+        with self.state.lock:
+            pending = [ra.effective_at for ra in self.state.role_assignments.values()]
+            for identity in self.state.identities.values():
+                pending += [f.effective_at for f in identity.federated.values()]
+            for vault in self.state.vaults.values():
+                pending += [p.effective_at for p in vault.access_policies]
+        wait = max([0.0, *pending]) - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        return max(0.0, wait)
 
     def set_fic_write_latency(self, seconds: float) -> None:
         """Each FIC write over ARM lasts ``seconds``; an overlapping write on the same
