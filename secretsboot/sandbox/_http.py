@@ -310,6 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+    do_LIST = _serve  # Vault's LIST verb (hvac's list()), relayed by the OpenBao front
 
 
 class _Server(ThreadingHTTPServer):

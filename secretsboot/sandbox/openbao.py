@@ -294,6 +294,7 @@ class OpenBao:
         body: dict[str, Any] | None = None,
         *,
         token: str | None = "",
+        base: str | None = None,
     ) -> Any:
         token = self.root_token if token == "" else token
         data = json.dumps(body).encode() if body is not None else None
@@ -301,7 +302,7 @@ class OpenBao:
         if token:
             headers["X-Vault-Token"] = token
         req = urllib.request.Request(  # noqa: S310 - https://127.0.0.1 only
-            f"{self.server_address}/v1/{path.lstrip('/')}",
+            f"{base or self.server_address}/v1/{path.lstrip('/')}",
             data=data,
             method=method,
             headers=headers,
@@ -360,6 +361,21 @@ class OpenBao:
         if bound_issuer:
             config["bound_issuer"] = bound_issuer
         self.request("POST", f"auth/{mount}/config", config)
+
+    def configure_azure(
+        self,
+        tenant_id: str,
+        resource: str = "https://management.azure.com/",
+        *,
+        mount: str = "azure",
+    ) -> None:
+        """Enable and configure ``auth/<mount>`` (Vault's azure method, which only the
+        sandbox's front has: call it once the front is attached)."""
+        mounts = self._call("GET", "sys/auth", base=self.address) or {}
+        if f"{mount}/" not in (mounts.get("data") or mounts):
+            self._call("POST", f"sys/auth/{mount}", {"type": "azure"}, base=self.address)
+        config = {"tenant_id": tenant_id, "resource": resource}
+        self._call("POST", f"auth/{mount}/config", config, base=self.address)
 
     def client(self) -> Any:
         """An ``hvac.Client`` with the root token."""

@@ -143,9 +143,11 @@ def seed_vault(sb: Sandbox, spec: Spec, reviewer_jwt: str | None) -> None:
         if current is not None:
             bao.request("DELETE", f"sys/mounts/{mount}")
         bao.request("POST", f"sys/mounts/{mount}", {"type": "kv", "options": {"version": version}})
+    auth = spec.vault.auth
+    if auth.azure is not None and sb.azure is not None:
+        bao.configure_azure(sb.azure.tenant_id, auth.azure.resource, mount=auth.azure.mount)
     if kube is None:
         return
-    auth = spec.vault.auth
     if auth.kubernetes is not None:
         bao.configure_kubernetes(
             kube.url, sb.ca.ca_pem, token_reviewer_jwt=reviewer_jwt, mount=auth.kubernetes.mount

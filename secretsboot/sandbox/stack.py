@@ -168,11 +168,17 @@ class Sandbox:
             vault.stop()
             vault = self.vault = OpenBao.start(self.state_dir, self.ca)
         cert = self.ca.issue_server_cert(name="openbao-front")
-        front = FakeServer(
-            VaultFront(vault.address, self.ca.ca_path), ssl_context=cert.ssl_context()
-        )
+        app = VaultFront(vault.address, self.ca.ca_path)
+        front = FakeServer(app, ssl_context=cert.ssl_context())
         self.vault_front = front.start()
         vault.attach_front(front.url)
+        if self.azure is not None:  # Vault's azure auth, at auth/azure as `vault auth enable`
+            from secretsboot.sandbox.vault_azure_login import SandboxDirectory
+
+            app.enable_azure_auth(
+                vault.root_token, self.azure.authority_host, SandboxDirectory(self.azure.state)
+            )
+            vault.configure_azure(self.azure.tenant_id)
         if self.kube is None:
             return None
         kube = self.kube

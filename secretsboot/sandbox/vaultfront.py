@@ -3,9 +3,11 @@
 Clients reach OpenBao through this HTTPS front (a certificate of the sandbox CA,
 like OpenBao's own listener), so the sandbox has fault knobs for Vault as for
 every fake (``sandbox fault openbao --stop|--start|--latency S``) and a place to
-answer the paths OpenBao lacks. A path with a handler in ``routes`` is answered
-here; everything else is forwarded unchanged (method, path, query, headers, body)
-and OpenBao's answer is relayed unchanged (status, headers, body).
+answer the paths OpenBao lacks: HashiCorp Vault's ``azure`` auth method
+(:mod:`.vault_azure`, once :meth:`VaultFront.enable_azure_auth` is called), and
+any handler in ``routes``. Everything else is forwarded unchanged (method,
+including Vault's ``LIST``, path, query, headers, body) and OpenBao's answer is
+relayed unchanged (status, headers, body).
 
 Example::
 
@@ -22,6 +24,8 @@ from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
 from secretsboot.sandbox._http import FakeApp, Request, Response
+from secretsboot.sandbox.vault_azure import VaultAzureAuth
+from secretsboot.sandbox.vault_azure_login import AzureDirectory
 
 #: Hop-by-hop headers (RFC 9110 section 7.6.1) and the ones the server sets itself.
 _NOT_FORWARDED = frozenset(
@@ -59,6 +63,22 @@ class VaultFront(FakeApp):
         self._lock = threading.Lock()
         #: ``(method, path prefix) -> handler``; a handler returning None forwards.
         self.routes: list[tuple[str, str, Route]] = []
+        #: Vault's azure auth method (None until :meth:`enable_azure_auth`)
+        self.azure: VaultAzureAuth | None = None
+        self.ca_path = ca_path
+
+    def enable_azure_auth(
+        self, root_token: str, authority: str, directory: AzureDirectory | None = None
+    ) -> VaultAzureAuth:
+        """Answer ``sys/auth`` mounts of ``type: azure`` and their ``auth/PATH/*`` here.
+
+        ``authority`` stands for every Azure cloud's Entra ID (the sandbox's Entra
+        fake); ``root_token`` creates the tokens of granted logins.
+        """
+        self.azure = VaultAzureAuth(
+            self.forward, root_token, authority=authority, ca_path=self.ca_path, directory=directory
+        )
+        return self.azure
 
     def fault_response(self, status: int, retry_after: int | None) -> Response:
         """Vault's error shape: ``{"errors": [...]}``."""
@@ -71,6 +91,10 @@ class VaultFront(FakeApp):
                 answer = route(req)
                 if answer is not None:
                     return answer
+        if self.azure is not None:
+            answer = self.azure.route(req)
+            if answer is not None:
+                return answer
         return self.forward(req)
 
     def _connection(self) -> http.client.HTTPSConnection:
