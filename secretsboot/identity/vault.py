@@ -61,9 +61,12 @@ def login_request(
                 "Vault azure auth needs a managed identity",
                 hint="set identity: workload-identity or pod-identity",
             )
+        # resource + "/.default", as MSAL and Vault Agent form it: the token's aud is then
+        # the resource exactly as Vault's config names it (https://management.azure.com/
+        # -> scope https://management.azure.com//.default); Vault compares aud verbatim
         body: dict[str, Any] = {
             "role": auth.role,
-            "jwt": azure.token(auth.resource.rstrip("/") + "/.default", deadline),
+            "jwt": azure.token(auth.resource + "/.default", deadline),
         }
         for key, value in (
             ("subscription_id", auth.subscription_id),

@@ -381,7 +381,8 @@ class VaultAzureAuth:
 
 
 def _operation(req: Request) -> str:
-    if req.method == "LIST" or (req.method == "GET" and req.arg("list") in ("true", "1")):
+    listing = (req.arg("list") or "") in ("1", "t", "T", "TRUE", "true", "True")  # Go ParseBool
+    if req.method == "LIST" or (req.method == "GET" and listing):
         return "list"
     return {"GET": "read", "DELETE": "delete", "POST": "update", "PUT": "update"}.get(
         req.method, "unknown"

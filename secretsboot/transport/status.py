@@ -184,6 +184,17 @@ def entra_error(
 # ---- Vault / OpenBao -------------------------------------------------------------------
 
 
+#: words of Vault's azure auth login refusals (go-oidc's checks, verifyClaims, verifyResource)
+_AZURE_LOGIN_REFUSALS = (
+    "oidc:",
+    "failed to verify signature",
+    "not authorized",
+    "token is not yet valid",
+    "expected identities",
+    "are required",
+)
+
+
 def vault_error(
     status: int,
     body: Any,
@@ -196,6 +207,10 @@ def vault_error(
     """A Vault error (HTTP status + ``{"errors": [...]}``)."""
     errors = _lower_keys(body).get("errors")
     detail = "; ".join(str(e) for e in errors)[:200] if isinstance(errors, list) and errors else ""
+    if login and status == 500 and any(w in detail for w in _AZURE_LOGIN_REFUSALS):
+        # Vault's azure auth answers a refused token or binding with 500 (its plugin
+        # returns a plain error): a denial to report, not an outage to retry
+        status = 403
     if login and status in (400, 401, 403):
         hint = "run secretsboot provision (the Vault role or its bindings are missing)"
         if "invalid role" in detail or ("role" in detail and "not found" in detail):

