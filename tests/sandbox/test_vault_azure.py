@@ -272,3 +272,57 @@ def test_mounting_at_another_path_and_unmounting(admin: hvac.Client, sandbox: An
     finally:
         admin.sys.disable_auth_method("azure-extra")
     assert "azure-extra/" not in admin.sys.list_auth_methods()["data"]
+
+
+class _ManagedIdentity:
+    """A TokenSource answering as Entra does for a managed identity: a v1 ARM token whose
+    ``aud`` is the requested scope's resource, verbatim."""
+
+    def __init__(self, sb: Any, mi: Any) -> None:
+        self.sb, self.mi, self.scopes = sb, mi, []
+
+    def token(self, scope: str, deadline: Any) -> str:
+        self.scopes.append(scope)
+        aud = scope.removesuffix("/.default")
+        return entra_token(self.sb, self.mi.principal_id, self.mi.client_id, aud=aud)
+
+    def describe(self) -> str:
+        return f"managed identity {self.mi.client_id}"
+
+    def close(self) -> None:
+        pass
+
+
+def test_fetchs_vault_backend_logs_in_with_azure_auth(sandbox: Any, orders: Any) -> None:
+    """secretsboot's own Vault backend (what fetch runs) against the emulation: the
+    scope it asks for gives the aud Vault's config names, and the read passes OpenBao."""
+    from secretsboot.backends.vault import Vault
+    from secretsboot.contract import VaultAuthConfig, VaultConfig
+    from secretsboot.errors import DeniedError
+    from secretsboot.identity.vault import login_request
+    from secretsboot.refs import Ref
+    from secretsboot.transport import Deadline
+
+    source = _ManagedIdentity(sandbox, orders)
+    auth = VaultAuthConfig("azure", role="orders")
+    cfg = VaultConfig(address=sandbox.vault.address, auth=auth, ca_cert=str(sandbox.ca_path))
+    store = Vault(cfg, lambda d: login_request(auth, lambda: "unused", source, d), "mi")
+    try:
+        value = store.get(Ref.parse("vault://secret/vaz/orders#password"), Deadline.after(20))
+    finally:
+        store.close()
+    assert value.reveal() == CANARY
+    assert source.scopes == ["https://management.azure.com//.default"]
+    stranger = sandbox.azure.create_identity("rg-vaz", "id-vaz-stranger")
+    other = Vault(
+        cfg,
+        lambda d: login_request(auth, lambda: "unused", _ManagedIdentity(sandbox, stranger), d),
+        "stranger",
+    )
+    try:
+        with pytest.raises(
+            DeniedError, match=f"service principal not authorized: {stranger.principal_id}"
+        ):
+            other.get(Ref.parse("vault://secret/vaz/orders#password"), Deadline.after(20))
+    finally:
+        other.close()
