@@ -221,6 +221,14 @@ def fault(
     clear: Annotated[
         bool, typer.Option("--clear", help="Remove throttle/failures/latency.")
     ] = False,
+    firewall: Annotated[
+        str | None,
+        typer.Option(
+            "--firewall",
+            metavar="closed|open",
+            help="keyvault only: closed answers every caller 403 ForbiddenByFirewall.",
+        ),
+    ] = None,
     state_dir: DirOption = DEFAULT_DIR,
 ) -> None:
     """Inject a fault into a running sandbox component (for failure drills)."""
@@ -240,10 +248,12 @@ def fault(
         commands.append({"action": "stop"})
     if start:
         commands.append({"action": "start"})
+    if firewall is not None:
+        commands.append({"action": "firewall", "closed": firewall == "closed"})
     if not commands:
         raise BadInputError(
             "no fault given",
-            hint="use --throttle, --fail-next, --latency, --stop, --start or --clear",
+            hint="use --throttle, --fail-next, --latency, --stop, --start, --firewall or --clear",
         )
     for command in commands:
         background.send_fault(state_dir, {"component": component, **command})

@@ -336,11 +336,16 @@ def apply_fault(sb: Sandbox, command: dict[str, Any]) -> dict[str, Any]:
     """Apply one fault command ``{"component": ..., "action": ..., ...}`` (the CLI's knobs).
 
     Actions: ``throttle`` (``rate``, ``retry_after``), ``fail_next`` (``count``,
-    ``status``), ``latency`` (``seconds``), ``stop``, ``start``, ``clear``.
+    ``status``), ``latency`` (``seconds``), ``stop``, ``start``, ``clear``; for
+    ``keyvault``, ``firewall`` (``closed``: every vault's network rules refuse callers).
     """
     faults = sb.faults(str(command.get("component")))
     action = command.get("action")
-    if action == "throttle":
+    if action == "firewall":
+        if command.get("component") != "keyvault" or sb.azure is None:
+            raise BadInputError("--firewall applies to keyvault only")
+        sb.azure.set_keyvault_firewall(None, closed=bool(command.get("closed")))
+    elif action == "throttle":
         faults.throttle(float(command["rate"]), int(command.get("retry_after", 1)))
     elif action == "fail_next":
         faults.fail_next(int(command["count"]), int(command.get("status", 503)))

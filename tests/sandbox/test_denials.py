@@ -264,3 +264,22 @@ def test_vault_role_binding_denial(sb: Any) -> None:
     with pytest.raises(hvac.exceptions.Forbidden) as info:
         client.auth.kubernetes.login(role, sb.kube.app.mint_token(ns, "other", None, 600))
     assert "service account name not authorized" in str(info.value)
+
+
+def test_the_firewall_fault_closes_every_vault_until_opened(sb: Any) -> None:
+    """``secretsboot sandbox fault keyvault --firewall closed|open`` (the control command)."""
+    from secretsboot.sandbox.stack import apply_fault
+
+    def closed(az: Any, vault: str, oid: str) -> None:
+        _granted(az, vault, oid)
+        apply_fault(sb, {"component": "keyvault", "action": "firewall", "closed": True})
+
+    try:
+        assert _kv_denial(sb, "rbac", closed) == (403, "ForbiddenByFirewall")
+    finally:
+        apply_fault(sb, {"component": "keyvault", "action": "firewall", "closed": False})
+    assert _kv_denial(sb, "rbac", _granted) == (200, "allowed")  # opened again
+
+
+def _granted(az: Any, vault: str, oid: str) -> None:
+    az.assign_role(az.vault_id(vault), oid, KEY_VAULT_SECRETS_USER)

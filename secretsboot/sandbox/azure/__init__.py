@@ -294,14 +294,17 @@ class AzureFakes:
         policy = AccessPolicy(self.tenant_id, object_id, list(secrets or ["get"]))
         return self.state.update_access_policies(self.state.get_vault(vault), "add", [policy])
 
-    def set_keyvault_firewall(self, vault: str, *, closed: bool) -> None:
-        """Close (or open) vault ``vault``'s network rules: while closed, every
-        authenticated request is 403 ``Forbidden`` / ``ForbiddenByFirewall``."""
+    def set_keyvault_firewall(self, vault: str | None, *, closed: bool) -> None:
+        """Close (or open) the network rules of vault ``vault`` (``None``: every vault):
+        while closed, every authenticated request is 403 ``Forbidden`` /
+        ``ForbiddenByFirewall``, as for a caller outside the allowed networks."""
         with self._lock:
-            app = self.vault_apps.get(vault.lower())
-        if app is None:
+            apps = list(self.vault_apps.values())
+        chosen = [a for a in apps if vault is None or a.vault_name.lower() == vault.lower()]
+        if vault is not None and not chosen:
             raise KeyError(f"no vault named {vault!r}; create it with create_keyvault()")
-        app.firewall_closed = closed
+        for app in chosen:
+            app.firewall_closed = closed
 
     def add_service_principal(self, client_id: str, secret: str | SecretValue) -> str:
         """Register an app signing in with a client secret; returns its object id."""
