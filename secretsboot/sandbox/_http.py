@@ -30,7 +30,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -105,11 +105,15 @@ class Request:
 
 @dataclass
 class Response:
-    """What a fake app answers. dict/list bodies are sent as JSON."""
+    """What a fake app answers. dict/list bodies are sent as JSON. With ``stream``
+    the body is sent chunked, chunk by chunk as the iterable yields them (an empty
+    chunk sends nothing: a long-poll's chance to notice the server closing), and the
+    connection closes after it (the Kubernetes fake's watch)."""
 
     status: int = 200
     body: Body = None
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterable[bytes] | None = field(default=None, repr=False)
 
     def encode(self) -> tuple[bytes, dict[str, str]]:
         headers = dict(self.headers)
@@ -297,6 +301,9 @@ class _Handler(BaseHTTPRequestHandler):
             client=self.client_address[0],
         )
         resp = self.server.app.dispatch(req)
+        if resp.stream is not None:
+            self._send_stream(resp, resp.stream)
+            return
         data, headers = resp.encode()
         self.send_response(resp.status)
         for name, value in headers.items():
@@ -308,6 +315,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and data:
             self.wfile.write(data)
+
+    def _send_stream(self, resp: Response, stream: Iterable[bytes]) -> None:
+        self.send_response(resp.status)
+        for name, value in resp.headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        self.end_headers()
+        chunks = iter(stream)
+        try:
+            for chunk in chunks:
+                if self.server.closing.is_set():
+                    return
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
     do_LIST = _serve  # Vault's LIST verb (hvac's list()), relayed by the OpenBao front
@@ -326,6 +355,7 @@ class _Server(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()
         self.threads: set[threading.Thread] = set()
         self.conn_lock = threading.Lock()
+        self.closing = threading.Event()  # streams end when it is set
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -377,6 +407,7 @@ class _Server(ThreadingHTTPServer):
 
     def close_all(self, timeout: float = 5.0) -> None:
         """Close the listener and every open connection; join the connection threads."""
+        self.closing.set()
         self.server_close()
         with self.conn_lock:
             conns, threads = list(self.connections), list(self.threads)

@@ -137,7 +137,16 @@ def test_generate_name_and_name_rules(store: ObjectStore) -> None:
 
 def test_namespace_delete_cascades(store: ObjectStore) -> None:
     store.create(_secret("a"))
-    store.delete("namespaces", "dev")
+    store.namespace_finalize_seconds = 60.0  # finalized below, by hand
+    terminating = store.delete("namespaces", "dev")
+    assert terminating["status"]["phase"] == "Terminating"
+    assert terminating["metadata"]["deletionTimestamp"]
+    assert store.exists("secrets", "a", "dev")  # the namespace controller has not run yet
+    with pytest.raises(ApiError) as err:
+        store.create(_secret("b"))
+    assert (err.value.code, err.value.reason) == (403, "Forbidden")
+    store.finalize_namespace("dev")
+    assert not store.exists("namespaces", "dev")
     assert not store.exists("secrets", "a", "dev")
     assert not store.exists("serviceaccounts", "default", "dev")
     with pytest.raises(ApiError) as err:

@@ -158,6 +158,7 @@ class KubeFake:
         return self.server.running
 
     def stop(self) -> None:
+        self.app.closing.set()  # open watches end
         self.server.stop()
 
     def __enter__(self) -> KubeFake:

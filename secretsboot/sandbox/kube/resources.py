@@ -272,6 +272,20 @@ def invalid(resource: Resource, name: str, field: str, value: Any, why: str) -> 
     )
 
 
+def invalid_options(options: str, field: str, reason: str, message: str) -> ApiError:
+    """A 422 on the request's options (``CreateOptions``...), as ``ValidateCreateOptions``
+    and its siblings raise it: ``CreateOptions.meta.k8s.io "" is invalid: dryRun: ...``."""
+    return ApiError(
+        422,
+        "Invalid",
+        f'{options}.meta.k8s.io "" is invalid: {field}: {message}',
+        name="",
+        group="meta.k8s.io",
+        kind=options,
+        causes=[{"reason": reason, "message": message, "field": field}],
+    )
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 

@@ -26,107 +26,34 @@ import uuid
 from typing import Any
 
 from secretsboot.sandbox.kube import resources as res
+from secretsboot.sandbox.kube.patches import json_patch, merge_patch, strategic_merge_patch
 from secretsboot.sandbox.kube.resources import ApiError, Resource
 from secretsboot.sandbox.kube.selectors import parse_field_selector, parse_label_selector
+from secretsboot.sandbox.kube.watch import Event, EventLog, WatchSpec
+
+__all__ = ["ObjectStore", "json_patch", "merge_patch"]
 
 Obj = dict[str, Any]
 
 _DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public")
+Key = tuple[str, str, str, str]
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (``None`` deletes a key)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise res.bad_request(f"invalid JSON pointer {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def json_patch(doc: Any, ops: Any) -> Any:
-    """RFC 6902 JSON patch: add, remove, replace, test, move, copy."""
-    if not isinstance(ops, list):
-        raise res.bad_request("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
-
-    def parent(path: str) -> tuple[Any, str]:
-        parts = _pointer(path)
-        if not parts:
-            raise res.bad_request("cannot patch the document root")
-        node = doc
-        for part in parts[:-1]:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        return node, parts[-1]
-
-    def get(path: str) -> Any:
-        node = doc
-        for part in _pointer(path):
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        return node
-
-    try:
-        for op in ops:
-            kind, path = op["op"], op["path"]
-            if kind in ("add", "replace"):
-                node, key = parent(path)
-                if isinstance(node, list):
-                    idx = len(node) if key == "-" else int(key)
-                    if kind == "add":
-                        node.insert(idx, copy.deepcopy(op["value"]))
-                    else:
-                        node[idx] = copy.deepcopy(op["value"])
-                else:
-                    if kind == "replace" and key not in node:
-                        raise res.ApiError(422, "Invalid", f"replace: missing path {path}")
-                    node[key] = copy.deepcopy(op["value"])
-            elif kind == "remove":
-                node, key = parent(path)
-                del node[int(key) if isinstance(node, list) else key]
-            elif kind == "test":
-                if get(path) != op["value"]:
-                    raise res.ApiError(422, "Invalid", f"test failed at {path}")
-            elif kind in ("move", "copy"):
-                value = copy.deepcopy(get(op["from"]))
-                if kind == "move":
-                    node, key = parent(op["from"])
-                    del node[int(key) if isinstance(node, list) else key]
-                node, key = parent(path)
-                if isinstance(node, list):
-                    node.insert(len(node) if key == "-" else int(key), value)
-                else:
-                    node[key] = value
-            else:
-                raise res.bad_request(f"unknown JSON patch op {kind!r}")
-    except (KeyError, IndexError, ValueError, TypeError) as exc:
-        raise res.ApiError(
-            422, "Invalid", f"the JSON patch does not apply: {type(exc).__name__} {exc}"
-        ) from None
-    return doc
-
-
 class ObjectStore:
     """Every object of the fake cluster, keyed by (resource, namespace, name)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, namespace_finalize_seconds: float = 0.5) -> None:
         self._lock = threading.RLock()
-        self._objects: dict[tuple[str, str, str, str], Obj] = {}
+        self._objects: dict[Key, Obj] = {}
         self._rv = 0
+        self.events = EventLog(self._lock)
+        # how long a deleted namespace stays Terminating before the namespace
+        # controller's work (emptying it, dropping the finalizer) is done
+        self.namespace_finalize_seconds = namespace_finalize_seconds
         for ns in _DEFAULT_NAMESPACES:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
@@ -139,6 +66,37 @@ class ObjectStore:
     def _next_rv(self) -> str:
         self._rv += 1
         return str(self._rv)
+
+    def _put(self, key: Key, obj: Obj, event: str, prev: Obj | None = None) -> None:
+        """Store ``obj`` under a new resourceVersion and record the event (lock held)."""
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+        self._objects[key] = obj
+        self.events.record(Event(self._rv, event, key[0], key[1], key[2], copy.deepcopy(obj), prev))
+
+    def _drop(self, key: Key) -> Obj:
+        """Remove the object at ``key``, record DELETED (lock held); returns it."""
+        obj = self._objects.pop(key)
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+        self.events.record(Event(self._rv, "DELETED", key[0], key[1], key[2], copy.deepcopy(obj)))
+        return obj
+
+    def compact(self) -> None:
+        """Forget the event history so far (older watch resourceVersions get 410)."""
+        with self._lock:
+            self.events.compact(self._rv)
+
+    def snapshot(self, spec: WatchSpec) -> tuple[int, list[Obj]]:
+        """(current resourceVersion, the objects a new watch starts with)."""
+        r = spec.resource
+        with self._lock:
+            items = [
+                copy.deepcopy(o)
+                for k, o in sorted(self._objects.items())
+                if (k[0], k[1]) == (r.group, r.plural)
+                and (spec.namespace is None or k[2] == spec.namespace)
+                and spec.matches(o)
+            ]
+            return self._rv, items
 
     @staticmethod
     def _key(resource: Resource, namespace: str | None, name: str) -> tuple[str, str, str, str]:
@@ -166,9 +124,31 @@ class ObjectStore:
             )
         return str(ns)
 
-    def _require_namespace(self, ns: str | None) -> None:
-        if ns is not None and self._key(res.lookup("namespaces"), None, ns) not in self._objects:
+    def _require_namespace(self, ns: str | None, resource: Resource, name: str) -> None:
+        """The namespace exists and is not being deleted (NamespaceLifecycle admission)."""
+        if ns is None:
+            return
+        found = self._objects.get(self._key(res.lookup("namespaces"), None, ns))
+        if found is None:
             raise res.not_found(res.lookup("namespaces"), ns)
+        if found["metadata"].get("deletionTimestamp"):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'{resource.plural}{"." + resource.group if resource.group else ""} "{name}" '
+                f"is forbidden: unable to create new content in namespace {ns} because it is "
+                "being terminated",
+                name=name,
+                group=resource.group,
+                kind=resource.plural,
+                causes=[
+                    {
+                        "reason": "NamespaceTerminating",
+                        "message": f"namespace {ns} is being terminated",
+                        "field": "metadata.namespace",
+                    }
+                ],
+            )
 
     @staticmethod
     def _validate(resource: Resource, obj: Obj, name: str) -> None:
@@ -226,9 +206,15 @@ class ObjectStore:
 
     # -- CRUD ----------------------------------------------------------------------
     def create(
-        self, obj: Obj, *, resource: Resource | None = None, namespace: str | None = None
+        self,
+        obj: Obj,
+        *,
+        resource: Resource | None = None,
+        namespace: str | None = None,
+        dry_run: bool = False,
     ) -> Obj:
-        """POST: store a copy of ``obj`` with server-set metadata; return that copy."""
+        """POST: store a copy of ``obj`` with server-set metadata; return that copy
+        (``dry_run``: the same answer, without a resourceVersion, nothing stored)."""
         resource = self.resolve(obj, resource)
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
@@ -245,7 +231,7 @@ class ObjectStore:
             raise res.invalid(resource, name, "metadata.name", name, problem)
         with self._lock:
             ns = self._namespace_of(resource, obj, namespace)
-            self._require_namespace(ns)
+            self._require_namespace(ns, resource, name)
             key = self._key(resource, ns, name)
             if key in self._objects:
                 raise res.already_exists(resource, name)
@@ -267,11 +253,12 @@ class ObjectStore:
             if "spec" in obj:
                 meta["generation"] = 1
             self._normalize(resource, obj, name)
-            meta["resourceVersion"] = self._next_rv()
-            self._objects[key] = obj
+            if dry_run:
+                return copy.deepcopy(obj)
+            self._put(key, obj, "ADDED")
             if resource.plural == "namespaces":
                 sa = res.lookup("serviceaccounts")
-                self._objects[self._key(sa, name, "default")] = {
+                default_sa = {
                     "apiVersion": "v1",
                     "kind": "ServiceAccount",
                     "metadata": {
@@ -279,9 +266,9 @@ class ObjectStore:
                         "namespace": name,
                         "uid": str(uuid.uuid4()),
                         "creationTimestamp": _now(),
-                        "resourceVersion": self._next_rv(),
                     },
                 }
+                self._put(self._key(sa, name, "default"), default_sa, "ADDED")
             return copy.deepcopy(obj)
 
     def get(self, resource: Resource | str, name: str, namespace: str | None = None) -> Obj:
@@ -363,7 +350,12 @@ class ObjectStore:
         }
 
     def update(
-        self, obj: Obj, *, resource: Resource | None = None, namespace: str | None = None
+        self,
+        obj: Obj,
+        *,
+        resource: Resource | None = None,
+        namespace: str | None = None,
+        dry_run: bool = False,
     ) -> Obj:
         """PUT: replace an object; a stale ``metadata.resourceVersion`` is a 409 Conflict."""
         resource = self.resolve(obj, resource)
@@ -379,10 +371,10 @@ class ObjectStore:
             sent_rv = meta.get("resourceVersion")
             if sent_rv and str(sent_rv) != current["metadata"]["resourceVersion"]:
                 raise res.conflict(resource, name)
-            return self._replace(resource, key, current, obj)
+            return self._replace(resource, key, current, obj, dry_run=dry_run)
 
     def _replace(
-        self, resource: Resource, key: tuple[str, str, str, str], current: Obj, obj: Obj
+        self, resource: Resource, key: Key, current: Obj, obj: Obj, *, dry_run: bool = False
     ) -> Obj:
         name = current["metadata"]["name"]
         if resource.plural in ("rolebindings", "clusterrolebindings") and obj.get(
@@ -401,7 +393,7 @@ class ObjectStore:
             )
         meta = obj.setdefault("metadata", {})
         obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
-        for keep in ("name", "namespace", "uid", "creationTimestamp"):
+        for keep in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp"):
             if keep in current["metadata"]:
                 meta[keep] = current["metadata"][keep]
             else:
@@ -411,8 +403,10 @@ class ObjectStore:
             changed = obj.get("spec") != current.get("spec")
             meta["generation"] = (generation or 0) + (1 if changed else 0) or 1
         self._normalize(resource, obj, name)
-        meta["resourceVersion"] = self._next_rv()
-        self._objects[key] = obj
+        if dry_run:
+            meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return copy.deepcopy(obj)
+        self._put(key, obj, "MODIFIED", copy.deepcopy(current))
         return copy.deepcopy(obj)
 
     def patch(
@@ -423,8 +417,9 @@ class ObjectStore:
         namespace: str | None = None,
         *,
         patch_type: str = "merge",
+        dry_run: bool = False,
     ) -> Obj:
-        """PATCH with ``merge`` (merge and strategic merge) or ``json`` (RFC 6902)."""
+        """PATCH with ``merge`` (RFC 7386), ``strategic`` or ``json`` (RFC 6902)."""
         resource = res.lookup(resource) if isinstance(resource, str) else resource
         ns = (namespace or "default") if resource.namespaced else None
         with self._lock:
@@ -434,6 +429,8 @@ class ObjectStore:
                 raise res.not_found(resource, name)
             if patch_type == "json":
                 new = json_patch(current, patch)
+            elif patch_type == "strategic":
+                new = strategic_merge_patch(resource, current, patch)
             else:
                 if not isinstance(patch, dict):
                     raise res.bad_request("a merge patch must be a JSON object")
@@ -450,21 +447,88 @@ class ObjectStore:
                 raise res.invalid(
                     resource, name, "metadata.name", new_meta.get("name"), "field is immutable"
                 )
-            return self._replace(resource, key, current, new)
+            return self._replace(resource, key, current, new, dry_run=dry_run)
 
-    def delete(self, resource: Resource | str, name: str, namespace: str | None = None) -> Obj:
-        """DELETE; deleting a namespace deletes everything in it. Returns the object."""
+    def replace_stored(self, resource: Resource, new: Obj, *, dry_run: bool = False) -> Obj:
+        """Store ``new`` (a full object computed from the live one, e.g. by server-side
+        apply) through the same checks as an update; 404 when the object is gone."""
+        meta = new.get("metadata") or {}
+        ns = (meta.get("namespace") or "default") if resource.namespaced else None
+        with self._lock:
+            key = self._key(resource, ns, str(meta.get("name")))
+            current = self._objects.get(key)
+            if current is None:
+                raise res.not_found(resource, str(meta.get("name")))
+            sent_rv = meta.get("resourceVersion")
+            if sent_rv and str(sent_rv) != current["metadata"]["resourceVersion"]:
+                raise res.conflict(resource, str(meta.get("name")))
+            return self._replace(resource, key, current, copy.deepcopy(new), dry_run=dry_run)
+
+    def delete(
+        self,
+        resource: Resource | str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Obj:
+        """DELETE; returns the object as deleted. A namespace goes Terminating first
+        (see :meth:`finalize_namespace`); ``dry_run`` changes nothing."""
         resource = res.lookup(resource) if isinstance(resource, str) else resource
         ns = (namespace or "default") if resource.namespaced else None
         with self._lock:
-            obj = self._objects.pop(self._key(resource, ns, name), None)
+            key = self._key(resource, ns, name)
+            obj = self._objects.get(key)
             if obj is None:
                 raise res.not_found(resource, name)
             if resource.plural == "namespaces":
-                for k in [k for k in self._objects if k[2] == name]:
-                    del self._objects[k]
-            self._next_rv()
-            return obj
+                return self._terminate(key, obj, dry_run=dry_run)
+            if dry_run:
+                return copy.deepcopy(obj)
+            return self._drop(key)
+
+    def _terminate(self, key: Key, obj: Obj, *, dry_run: bool) -> Obj:
+        name = obj["metadata"]["name"]
+        if name in _DEFAULT_NAMESPACES:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                name=name,
+                kind="namespaces",
+            )
+        if obj["metadata"].get("deletionTimestamp"):
+            return copy.deepcopy(obj)
+        new = copy.deepcopy(obj)
+        new["metadata"]["deletionTimestamp"] = _now()
+        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        new.setdefault("status", {})["phase"] = "Terminating"
+        if dry_run:
+            return new
+        self._put(key, new, "MODIFIED", copy.deepcopy(obj))
+        timer = threading.Timer(self.namespace_finalize_seconds, self.finalize_namespace, [name])
+        timer.daemon = True
+        timer.start()
+        return copy.deepcopy(new)
+
+    def finalize_namespace(self, name: str) -> None:
+        """The namespace controller's work on a Terminating namespace: delete what is
+        in it, drop the ``kubernetes`` finalizer, then the namespace itself."""
+        key = self._key(res.lookup("namespaces"), None, name)
+        with self._lock:
+            obj = self._objects.get(key)
+            if obj is None or not obj["metadata"].get("deletionTimestamp"):
+                return
+            for k in sorted(k for k in self._objects if k[2] == name):
+                self._drop(k)
+            new = copy.deepcopy(obj)
+            finalizers = [f for f in new.get("spec", {}).get("finalizers", []) if f != "kubernetes"]
+            new.setdefault("spec", {})["finalizers"] = finalizers
+            if not finalizers:
+                new["spec"].pop("finalizers")
+            self._put(key, new, "MODIFIED", obj)
+            if not finalizers and not new["metadata"].get("finalizers"):
+                self._drop(key)
 
     def apply(self, obj: Obj) -> Obj:
         """Create ``obj`` or merge it into the existing object (a sandbox convenience)."""
