@@ -14,7 +14,7 @@ import logging
 import threading
 
 from secretsboot.sandbox._http import FakeApp, Request, Response
-from secretsboot.sandbox.kube import discovery
+from secretsboot.sandbox.kube import discovery, openapi
 from secretsboot.sandbox.kube import resources as res
 from secretsboot.sandbox.kube.identity import Identity
 from secretsboot.sandbox.kube.resources import ApiError
@@ -82,7 +82,12 @@ class KubeApp(Identity, Rest, FakeApp):
 
     @staticmethod
     def _discovery(path: str, segs: list[str]) -> Response | None:
-        """API discovery: /api, /apis, a group, a group version's resource list."""
+        """API discovery: /api, /apis, a group, a group version's resource list, and the
+        OpenAPI v3 documents kubectl reads."""
+        if path == "/openapi/v3":
+            return Response(200, openapi.index())
+        if path.startswith("/openapi/v3/"):
+            return Response(200, openapi.document(path[len("/openapi/v3/") :]))
         if path == "/api":
             return Response(
                 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}

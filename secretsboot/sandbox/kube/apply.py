@@ -26,6 +26,7 @@ import yaml
 
 from secretsboot.sandbox._http import Request, Response
 from secretsboot.sandbox.kube import fields as fs
+from secretsboot.sandbox.kube import openapi
 from secretsboot.sandbox.kube import resources as res
 from secretsboot.sandbox.kube.patches import ListOf, Schema
 from secretsboot.sandbox.kube.resources import ApiError, Resource
@@ -154,6 +155,7 @@ def server_side_apply(
             "Required value: is required for apply patch",
         )
     body = _parse(req, resource, name)
+    openapi.check_fields(resource, body, req.arg("fieldValidation"))
     schema = fs.schema_of(resource)
     applied = fs.fieldset(body, schema)
     if not store.exists(resource, name, ns):

@@ -5,21 +5,31 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from secretsboot.sandbox._http import Request
+from secretsboot.sandbox.kube import protobuf, tables
 from secretsboot.sandbox.kube import resources as res
 from secretsboot.sandbox.kube.resources import ApiError
 
 
 def read_body(req: Request) -> Any:
+    """The request's object from JSON, YAML or Kubernetes protobuf (kubectl >= 1.32
+    sends protobuf for built-in kinds); any other media type is the real 415."""
     ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == protobuf.MEDIA_TYPE:
+        return protobuf.decode(req.body) if req.body else None
+    if ctype == "application/yaml":
+        try:
+            return yaml.safe_load(req.body.decode("utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError):
+            raise res.bad_request("the request body is not valid YAML") from None
     if ctype and ctype != "application/json" and not ctype.endswith("+json"):
-        # Like the real API server for a media type it does not serve (CBOR, protobuf):
-        # 415 makes client-go (kubectl 1.3x) fall back to JSON.
         raise res.ApiError(
             415,
             "UnsupportedMediaType",
-            "the body of the request was in an unknown format - "
-            "accepted media types include: application/json, application/yaml",
+            "the body of the request was in an unknown format - accepted media types include: "
+            f"application/json, application/yaml, {protobuf.MEDIA_TYPE}",
         )
     try:
         return req.json()
@@ -27,36 +37,55 @@ def read_body(req: Request) -> Any:
         raise res.bad_request("the request body is not valid JSON") from None
 
 
-# --- metadata-only reads (what `kubectl get --show-kind -o name`, the audit and
-# controllers' metadata informers ask for): the Accept header's first media range
-# "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1" (or
-# "as=PartialObjectMetadata" for one object) gets metadata and nothing else.
+# --- what a read answers, by the Accept header's media ranges, first acceptable wins:
+# plain JSON; "application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1"
+# (metadata only: `kubectl get -o name`, the audit, metadata informers); or
+# "as=Table" (what plain `kubectl get` prints). Protobuf ranges are passed over,
+# as a server answers JSON to a client that accepts both.
 _META = "meta.k8s.io/v1"
 
 
+def _ranges(accept: str) -> list[tuple[str, dict[str, str]]]:
+    out = []
+    for media_range in (accept or "application/json").split(","):
+        mtype, *params = media_range.split(";")
+        parsed = {}
+        for part in params:
+            key, _, value = part.strip().partition("=")
+            parsed[key.lower()] = value.strip()
+        out.append((mtype.strip().lower(), parsed))
+    return out
+
+
+def _partial(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "PartialObjectMetadata", "apiVersion": _META, "metadata": obj["metadata"]}
+
+
 def as_metadata(accept: str, doc: dict[str, Any], *, many: bool) -> dict[str, Any]:
-    """``doc`` as the API server serves it for this Accept header."""
-    params: dict[str, str] = {}
-    for part in accept.split(",")[0].split(";")[1:]:
-        key, _, value = part.strip().partition("=")
-        params[key.lower()] = value.strip()
-    wanted = params.get("as")
-    if not wanted:
-        return doc
-    expected = "PartialObjectMetadataList" if many else "PartialObjectMetadata"
-    if wanted != expected or params.get("g") != "meta.k8s.io" or params.get("v") != "v1":
-        raise ApiError(
-            406, "NotAcceptable", f"only the following media types are accepted: {accept}"
-        )
-    if not many:
-        return {"kind": expected, "apiVersion": _META, "metadata": doc.get("metadata") or {}}
-    items = [
-        {"kind": "PartialObjectMetadata", "apiVersion": _META, "metadata": i.get("metadata") or {}}
-        for i in doc.get("items") or []
-    ]
-    return {
-        "kind": expected,
-        "apiVersion": _META,
-        "metadata": doc.get("metadata") or {},
-        "items": items,
-    }
+    """``doc`` (an object, or a list when ``many``) as served for this Accept header."""
+    for mtype, params in _ranges(accept):
+        if mtype not in ("application/json", "application/*", "*/*"):
+            continue
+        wanted = params.get("as")
+        if not wanted:
+            return doc
+        if params.get("g") != "meta.k8s.io" or params.get("v") not in ("v1", "v1beta1"):
+            continue
+        if wanted == "Table":
+            return tables.table(doc, many=many, include=params.get("includeobject"))
+        if wanted == ("PartialObjectMetadataList" if many else "PartialObjectMetadata"):
+            if not many:
+                return _partial(doc)
+            return {
+                "kind": wanted,
+                "apiVersion": _META,
+                "metadata": doc.get("metadata") or {},
+                "items": [_partial(i) for i in doc.get("items") or []],
+            }
+    raise ApiError(
+        406,
+        "NotAcceptable",
+        "only the following media types are accepted: application/json, application/yaml, "
+        "application/json;as=Table;v=v1;g=meta.k8s.io, "
+        "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io",
+    )

@@ -40,7 +40,7 @@ def group_list() -> dict[str, Any]:
 
 def resource_list(group: str, version: str) -> dict[str, Any]:
     gv = f"{group}/{version}" if group else version
-    verbs = ["create", "delete", "get", "list", "patch", "update"]
+    verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
     items = [
         {
             "name": r.plural,

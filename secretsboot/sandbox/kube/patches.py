@@ -240,6 +240,11 @@ def _merge_map(live: Any, patch: dict[str, Any], schema: Schema) -> Any:
                 )
         else:
             result[key] = _strip(value)
+    return _directives(result, patch, schema)
+
+
+def _directives(result: dict[str, Any], patch: dict[str, Any], schema: Schema) -> dict[str, Any]:
+    """``$deleteFromPrimitiveList``, ``$setElementOrder`` and ``$retainKeys``."""
     for key, value in patch.items():
         if key.startswith(_DELETE_PRIMITIVES):
             field_name = key[len(_DELETE_PRIMITIVES) :]

@@ -13,6 +13,7 @@ from typing import Any
 
 from secretsboot.sandbox._http import Request, Response
 from secretsboot.sandbox.kube import apply as ssa
+from secretsboot.sandbox.kube import openapi
 from secretsboot.sandbox.kube import resources as res
 from secretsboot.sandbox.kube.bodies import as_metadata, read_body
 from secretsboot.sandbox.kube.patches import PATCH_TYPES
@@ -164,6 +165,16 @@ class Rest:
         rv = req.arg("resourceVersion")
         if rv not in (None, "") and not str(rv).isdigit():
             raise res.bad_request(f'invalid resource version "{rv}"')
+        bookmarks = req.arg("allowWatchBookmarks") in ("true", "1")
+        initial = req.arg("sendInitialEvents") in ("true", "1")
+        if initial and (req.arg("resourceVersionMatch") != "NotOlderThan" or not bookmarks):
+            raise res.invalid_options(
+                "ListOptions",
+                "sendInitialEvents",
+                "FieldValueForbidden",
+                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
+                "NotOlderThan and allowWatchBookmarks to true",
+            )
         spec = WatchSpec(
             resource=resource,
             namespace=namespace,
@@ -172,7 +183,8 @@ class Rest:
             ),
             resource_version=rv,
             timeout=parse_timeout(req.arg("timeoutSeconds")),
-            bookmarks=req.arg("allowWatchBookmarks") in ("true", "1"),
+            bookmarks=bookmarks,
+            initial_events=initial,
         )
         stream = WatchStream(
             self.store.events, self.store.snapshot, spec, self.closing, self.bookmark_seconds
@@ -205,11 +217,12 @@ class Rest:
         if not isinstance(body, dict):
             raise res.bad_request("the request body must be a JSON object")
         check_kind(resource, body)
+        warnings = openapi.check_fields(resource, body, req.arg("fieldValidation"))
         manager = ssa.manager_of(req)
         if verb == "create":
             ssa.record_update(None, body, manager, resource)
             created = self.store.create(body, resource=resource, namespace=namespace, dry_run=dry)
-            return Response(201, created)
+            return Response(201, created, warnings)
         body_name = (body.get("metadata") or {}).get("name")
         if body_name != name:
             raise res.bad_request(
@@ -218,7 +231,7 @@ class Rest:
         live = self.store.get(resource, str(name), namespace)
         ssa.record_update(live, body, manager, resource)
         updated = self.store.update(body, resource=resource, namespace=namespace, dry_run=dry)
-        return Response(200, updated)
+        return Response(200, updated, warnings)
 
     def _patch(self, req: Request, resource: Resource, name: str, ns: str | None) -> Response:
         ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -242,7 +255,12 @@ class Rest:
                 "Forbidden: may not be specified for non-apply patch",
             )
         patch = read_body(req)
+        warnings = (
+            openapi.check_fields(resource, patch, req.arg("fieldValidation"))
+            if patch_type != "json"
+            else {}
+        )
         live = self.store.get(resource, name, ns)
         patched = self.store.patch(resource, name, patch, ns, patch_type=patch_type, dry_run=True)
         ssa.record_update(live, patched, ssa.manager_of(req), resource)
-        return Response(200, self.store.replace_stored(resource, patched, dry_run=dry))
+        return Response(200, self.store.replace_stored(resource, patched, dry_run=dry), warnings)

@@ -199,8 +199,6 @@ class ObjectStore:
             obj.setdefault("status", {}).setdefault("phase", "Pending")
             obj.setdefault("spec", {}).setdefault("serviceAccountName", "default")
         if resource.plural == "namespaces":
-            obj.setdefault("spec", {"finalizers": ["kubernetes"]})
-            obj.setdefault("status", {"phase": "Active"})
             labels = obj["metadata"].setdefault("labels", {})
             labels.setdefault("kubernetes.io/metadata.name", name)
 
@@ -250,6 +248,14 @@ class ObjectStore:
                 meta.pop(server_field, None)
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = _now()
+            if resource.plural == "namespaces":  # the namespace strategy's PrepareForCreate
+                spec = obj["spec"] = dict(obj.get("spec") or {})
+                finalizers = list(spec.get("finalizers") or [])
+                spec["finalizers"] = [
+                    *finalizers,
+                    *(["kubernetes"] * ("kubernetes" not in finalizers)),
+                ]
+                obj["status"] = {"phase": "Active"}
             if "spec" in obj:
                 meta["generation"] = 1
             self._normalize(resource, obj, name)
@@ -393,6 +399,9 @@ class ObjectStore:
             )
         meta = obj.setdefault("metadata", {})
         obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
+        if resource.plural == "namespaces":  # only the namespace controller changes these
+            obj["spec"] = {**(obj.get("spec") or {}), **copy.deepcopy(current.get("spec") or {})}
+            obj["status"] = copy.deepcopy(current.get("status") or {})
         for keep in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp"):
             if keep in current["metadata"]:
                 meta[keep] = current["metadata"][keep]

@@ -84,6 +84,7 @@ class WatchSpec:
     resource_version: str | None
     timeout: float | None
     bookmarks: bool
+    initial_events: bool = False  # sendInitialEvents (client-go's WatchList)
 
 
 def _line(event_type: str, obj: Obj) -> bytes:
@@ -122,21 +123,19 @@ class WatchStream:
                 return "ADDED", e.obj
         return (e.type, e.obj) if now else None
 
-    def _bookmark(self, rv: int) -> bytes:
+    def _bookmark(self, rv: int, *, initial_end: bool = False) -> bytes:
         r = self.spec.resource
-        obj = {
-            "kind": r.kind,
-            "apiVersion": r.api_version,
-            "metadata": {"resourceVersion": str(rv)},
-        }
-        return _line("BOOKMARK", obj)
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return _line("BOOKMARK", {"kind": r.kind, "apiVersion": r.api_version, "metadata": meta})
 
     def _start(self) -> tuple[int, list[Obj], bytes | None]:
         """(the version to follow from, the initial ADDED objects, an ERROR line)."""
         rv_arg = self.spec.resource_version
         with self.log.cond:
             current, initial = self.snapshot(self.spec)
-            if rv_arg in (None, "", "0"):
+            if rv_arg in (None, "", "0") or self.spec.initial_events:
                 return current, initial, None
             after = int(str(rv_arg))
             try:
@@ -168,6 +167,8 @@ class WatchStream:
             return
         for obj in initial:
             yield _line("ADDED", obj)
+        if self.spec.initial_events:
+            yield self._bookmark(after, initial_end=True)
         next_bookmark = time.monotonic() + self.bookmark_seconds
         while not self.closing.is_set():
             now = time.monotonic()
