@@ -4,41 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
-import ssl
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from secretsboot.sandbox.kube import KubeFake
 from secretsboot.sandbox.kube.resources import RESOURCES, Resource
-from secretsboot.sandbox.pki import CertificateAuthority
 from secretsboot.sandbox.tokens import unverified_claims
 
+from .kube_helpers import api, kube, raw
 
-@pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeFake]:
-    state = tmp_path_factory.mktemp("kube")
-    fake = KubeFake.start(CertificateAuthority.create(state), state)
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture(scope="module")
-def api(kube: KubeFake) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(str(kube.kubeconfig_path))
-    try:
-        yield api_client
-    finally:
-        api_client.close()
+__all__ = ["api", "kube"]  # the fixtures
 
 
 def _ns(api: client.ApiClient, name: str) -> str:
@@ -49,26 +29,9 @@ def _ns(api: client.ApiClient, name: str) -> str:
 
 
 def _raw(
-    kube: KubeFake,
-    method: str,
-    path: str,
-    body: Any = None,
-    token: str | None = None,
-    content_type: str = "application/json",
+    kube: KubeFake, method: str, path: str, body: Any = None, token: str | None = None
 ) -> tuple[int, Any]:
-    """One HTTPS request to the fake, trusting only the sandbox CA."""
-    headers = {"Content-Type": content_type}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(kube.url + path, data=data, method=method, headers=headers)  # noqa: S310
-    ctx = ssl.create_default_context(cafile=str(kube.ca.ca_path))
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:  # noqa: S310
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read() or b"null")
+    return raw(kube, method, path, body, token=token if token is not None else "")
 
 
 def test_kubeconfig_shape(kube: KubeFake) -> None:

@@ -6,40 +6,24 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from secretsboot.sandbox.kube import KubeFake
-from secretsboot.sandbox.pki import CertificateAuthority
+
+from .kube_helpers import api, client_as, kube
+from .kube_helpers import make_ns as _ns
+
+__all__ = ["api", "kube"]  # the fixtures
 
 
-@pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeFake]:
-    state = tmp_path_factory.mktemp("kube-watch")
-    fake = KubeFake.start(CertificateAuthority.create(state), state)
-    fake.app.bookmark_seconds = 0.3
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture(scope="module")
-def api(kube: KubeFake) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(str(kube.kubeconfig_path))
-    try:
-        yield api_client
-    finally:
-        api_client.close()
-
-
-def _ns(api: client.ApiClient, name: str) -> str:
-    client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
-    return name
+@pytest.fixture(scope="module", autouse=True)
+def quick_bookmarks(kube: KubeFake) -> None:
+    kube.app.bookmark_seconds = 0.3
 
 
 def _collect(
@@ -161,35 +145,9 @@ def test_watch_too_old_resource_version_is_410(kube: KubeFake, api: client.ApiCl
 
 
 def test_watch_needs_the_watch_verb(kube: KubeFake, api: client.ApiClient) -> None:
-    v1 = client.CoreV1Api(api)
     ns = _ns(api, "watch-rbac")
-    v1.create_namespaced_service_account(ns, {"metadata": {"name": "lister"}})
-    rbac = client.RbacAuthorizationV1Api(api)
-    rbac.create_namespaced_role(
-        ns,
-        {
-            "metadata": {"name": "list-only"},
-            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}],
-        },
-    )
-    rbac.create_namespaced_role_binding(
-        ns,
-        {
-            "metadata": {"name": "list-only"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "list-only",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": "lister", "namespace": ns}],
-        },
-    )
-    cfg = client.Configuration()
-    cfg.host = kube.url
-    cfg.ssl_ca_cert = str(kube.ca.ca_path)
-    cfg.api_key = {"authorization": kube.mint_token(ns, "lister", audiences=[kube.oidc_issuer])}
-    cfg.api_key_prefix = {"authorization": "Bearer"}
-    with client.ApiClient(cfg) as as_lister:
+    rules = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}]
+    with client_as(kube, api, ns, "lister", rules) as as_lister:
         lister = client.CoreV1Api(as_lister)
         assert lister.list_namespaced_secret(ns).items == []
         with pytest.raises(ApiException) as err:

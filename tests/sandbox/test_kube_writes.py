@@ -5,58 +5,19 @@ patch and server-side apply."""
 from __future__ import annotations
 
 import json
-import ssl
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from secretsboot.sandbox.kube import KubeFake
 from secretsboot.sandbox.kube.resources import RESOURCES, Resource
-from secretsboot.sandbox.pki import CertificateAuthority
 
+from .kube_helpers import api, client_as, kube, raw
+from .kube_helpers import make_ns as _ns
 
-@pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeFake]:
-    state = tmp_path_factory.mktemp("kube-writes")
-    fake = KubeFake.start(CertificateAuthority.create(state), state)
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture(scope="module")
-def api(kube: KubeFake) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(str(kube.kubeconfig_path))
-    try:
-        yield api_client
-    finally:
-        api_client.close()
-
-
-def _ns(api: client.ApiClient, name: str) -> str:
-    client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
-    return name
-
-
-def _raw(
-    kube: KubeFake, method: str, path: str, body: Any = None, ctype: str = "application/json"
-) -> tuple[int, Any]:
-    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": ctype, "Authorization": f"Bearer {kube.admin_token}"}
-    req = urllib.request.Request(kube.url + path, data=data, method=method, headers=headers)  # noqa: S310
-    ctx = ssl.create_default_context(cafile=str(kube.ca.ca_path))
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:  # noqa: S310
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read() or b"null")
+__all__ = ["api", "kube"]  # the fixtures
 
 
 def _status(err: pytest.ExceptionInfo[ApiException]) -> tuple[int, dict[str, Any]]:
@@ -107,9 +68,9 @@ def test_dry_run_create_for_every_kind(kube: KubeFake, resource: Resource) -> No
     )
     name = f"dry-{resource.singular}"
     body = {"apiVersion": resource.api_version, "kind": resource.kind, "metadata": {"name": name}}
-    code, out = _raw(kube, "POST", f"{base}?dryRun=All", body)
+    code, out = raw(kube, "POST", f"{base}?dryRun=All", body)
     assert (code, out["metadata"]["name"]) == (201, name)
-    assert _raw(kube, "GET", f"{base}/{name}")[0] == 404
+    assert raw(kube, "GET", f"{base}/{name}")[0] == 404
 
 
 def test_unknown_dry_run_value_is_the_real_422(api: client.ApiClient) -> None:
@@ -126,41 +87,14 @@ def test_unknown_dry_run_value_is_the_real_422(api: client.ApiClient) -> None:
 
 
 def test_dry_run_needs_the_real_verb(kube: KubeFake, api: client.ApiClient) -> None:
-    v1 = client.CoreV1Api(api)
     ns = _ns(api, "dry-rbac")
-    v1.create_namespaced_service_account(ns, {"metadata": {"name": "reader"}})
-    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
-        ns,
-        {
-            "metadata": {"name": "reader"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "view-secrets",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}],
-        },
-    )
-    client.RbacAuthorizationV1Api(api).create_cluster_role(
-        {
-            "metadata": {"name": "view-secrets"},
-            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}],
-        }
-    )
-    token = kube.mint_token(ns, "reader", audiences=[kube.oidc_issuer])
-    req = urllib.request.Request(  # noqa: S310
-        f"{kube.url}/api/v1/namespaces/{ns}/secrets?dryRun=All",
-        data=json.dumps({"metadata": {"name": "x"}}).encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    ctx = ssl.create_default_context(cafile=str(kube.ca.ca_path))
-    with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(req, context=ctx, timeout=5)  # noqa: S310
-    with err.value:
-        body = json.loads(err.value.read())
-    assert err.value.code == 403
-    assert 'cannot create resource "secrets"' in body["message"]
+    rules = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]
+    with client_as(kube, api, ns, "reader", rules) as as_reader, pytest.raises(ApiException) as err:
+        client.CoreV1Api(as_reader).create_namespaced_secret(
+            ns, {"metadata": {"name": "x"}}, dry_run="All"
+        )
+    code, status = _status(err)
+    assert code == 403 and 'cannot create resource "secrets"' in status["message"]
 
 
 # --- strategic merge patch --------------------------------------------------------------
@@ -262,12 +196,12 @@ def test_strategic_merge_patch_merges_by_key(kube: KubeFake, api: client.ApiClie
     assert [c["name"] for c in spec["initContainers"]] == ["only"]
     assert [v["name"] for v in spec["volumes"]] == ["cfg", "secrets"]
     # a JSON merge patch still replaces lists wholesale
-    code, merged = _raw(
+    code, merged = raw(
         kube,
         "PATCH",
         f"/apis/apps/v1/namespaces/{ns}/deployments/web",
         {"spec": {"template": {"spec": {"initContainers": [{"name": "x", "image": "x"}]}}}},
-        "application/merge-patch+json",
+        content_type="application/merge-patch+json",
     )
     assert code == 200
     assert [c["name"] for c in merged["spec"]["template"]["spec"]["initContainers"]] == ["x"]
@@ -308,14 +242,24 @@ def test_strategic_merge_patch_on_a_custom_resource_is_415(kube: KubeFake) -> No
         "metadata": {"name": "spc"},
         "spec": {"provider": "azure"},
     }
-    assert _raw(kube, "POST", base, body)[0] == 201
-    code, status = _raw(
-        kube, "PATCH", f"{base}/spc", {"spec": {"x": 1}}, "application/strategic-merge-patch+json"
+    assert raw(kube, "POST", base, body)[0] == 201
+    code, status = raw(
+        kube,
+        "PATCH",
+        f"{base}/spc",
+        {"spec": {"x": 1}},
+        content_type="application/strategic-merge-patch+json",
     )
     assert (code, status["reason"]) == (415, "UnsupportedMediaType")
     assert "application/merge-patch+json" in status["message"]
     assert "strategic" not in status["message"]
-    code, _ = _raw(kube, "PATCH", f"{base}/spc", {"spec": {"x": 1}}, "application/merge-patch+json")
+    code, _ = raw(
+        kube,
+        "PATCH",
+        f"{base}/spc",
+        {"spec": {"x": 1}},
+        content_type="application/merge-patch+json",
+    )
     assert code == 200
 
 
@@ -408,3 +352,16 @@ def test_server_side_apply_merges_containers_by_name(api: client.ApiClient) -> N
     )
     assert created.metadata.uid and created.spec.replicas == 2
     assert [e.operation for e in created.metadata.managed_fields] == ["Apply"]
+
+
+def test_server_side_apply_that_creates_needs_create(kube: KubeFake, api: client.ApiClient) -> None:
+    v1 = client.CoreV1Api(api)
+    ns = _ns(api, "ssa-rbac")
+    rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}]
+    with client_as(kube, api, ns, "patcher", rules) as as_patcher:
+        with pytest.raises(ApiException) as err:
+            _apply(as_patcher, ns, _cm(a="1"), "patcher")
+        code, status = _status(err)
+        assert code == 403 and 'cannot create resource "configmaps"' in status["message"]
+        v1.create_namespaced_config_map(ns, {"metadata": {"name": "cfg"}})
+        assert _apply(as_patcher, ns, _cm(a="1"), "patcher").data == {"a": "1"}

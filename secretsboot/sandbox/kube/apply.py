@@ -19,7 +19,6 @@ applies before comparing values.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import yaml
@@ -28,7 +27,7 @@ from secretsboot.sandbox._http import Request, Response
 from secretsboot.sandbox.kube import fields as fs
 from secretsboot.sandbox.kube import openapi
 from secretsboot.sandbox.kube import resources as res
-from secretsboot.sandbox.kube.patches import ListOf, Schema
+from secretsboot.sandbox.kube.patches import merge_by_schema
 from secretsboot.sandbox.kube.resources import ApiError, Resource
 from secretsboot.sandbox.kube.store import ObjectStore
 
@@ -43,41 +42,6 @@ def manager_of(req: Request) -> str | None:
         return named[:128]
     agent = req.headers.get("user-agent", "").split("/")[0].strip()
     return agent[:128] or None
-
-
-def _merge(live: Any, applied: Any, schema: Schema) -> Any:
-    """``applied`` merged into ``live``: maps by key, keyed lists by merge key."""
-    if not isinstance(applied, dict) or not isinstance(live, dict):
-        return copy.deepcopy(applied)
-    out = copy.deepcopy(live)
-    for key, value in applied.items():
-        field = schema.get(key)
-        if isinstance(field, ListOf) and isinstance(value, list):
-            out[key] = _merge_list(out.get(key), value, field)
-        elif isinstance(value, dict):
-            out[key] = _merge(out.get(key), value, field if isinstance(field, dict) else {})
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _merge_list(live: Any, applied: list[Any], field: ListOf) -> list[Any]:
-    out = copy.deepcopy(live) if isinstance(live, list) else []
-    for item in applied:
-        if field.key is None:
-            if item not in out:
-                out.append(copy.deepcopy(item))
-            continue
-        key = item.get(field.key) if isinstance(item, dict) else None
-        idx = next(
-            (i for i, v in enumerate(out) if isinstance(v, dict) and v.get(field.key) == key),
-            None,
-        )
-        if idx is None:
-            out.append(copy.deepcopy(item))
-        else:
-            out[idx] = _merge(out[idx], item, field.item)
-    return out
 
 
 def _manager_label(e: Obj) -> str:
@@ -184,7 +148,7 @@ def server_side_apply(
     if conflicts and not force:
         raise _conflict(conflicts)
     taken = {p for _, p in conflicts}
-    merged = _merge(live, body, schema)
+    merged = merge_by_schema(live, body, schema)  # maps by key, lists by merge key
     still_owned = set().union(*(paths - taken for _, paths in others)) if others else set()
     for path in sorted(mine - applied - still_owned, key=len, reverse=True):
         fs.remove_path(merged, path)

@@ -207,6 +207,12 @@ def strategic_merge_patch(resource: Resource, live: Any, patch: Any) -> Any:
     return _merge_map(live, patch, schema)
 
 
+def merge_by_schema(live: Any, patch: dict[str, Any], schema: Schema) -> Any:
+    """``patch`` merged into ``live`` by ``schema``'s merge keys (server-side apply's
+    merge of an applied configuration, which carries no directives)."""
+    return _merge_map(live, patch, schema)
+
+
 def _strip(value: Any) -> Any:
     """``value`` without patch directives (what a ``$patch: replace`` stores)."""
     if isinstance(value, dict):

@@ -145,7 +145,7 @@ class Rest:
             return self._delete(req, resource, str(name), namespace, body)
         if verb in ("create", "update"):
             return self._write(req, verb, resource, name, namespace, body)
-        return self._patch(req, resource, str(name), namespace)
+        return self._patch(req, user, resource, str(name), namespace)
 
     def _list(self, req: Request, resource: Resource, namespace: str | None) -> Response:
         limit = req.arg("limit")
@@ -233,7 +233,9 @@ class Rest:
         updated = self.store.update(body, resource=resource, namespace=namespace, dry_run=dry)
         return Response(200, updated, warnings)
 
-    def _patch(self, req: Request, resource: Resource, name: str, ns: str | None) -> Response:
+    def _patch(
+        self, req: Request, user: UserInfo, resource: Resource, name: str, ns: str | None
+    ) -> Response:
         ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
         patch_type = PATCH_TYPES.get(ctype)
         if patch_type is None:
@@ -246,6 +248,10 @@ class Rest:
         dry = dry_run(req.query.get("dryRun", []), "PatchOptions")
         force = req.arg("force")
         if patch_type == "apply":
+            if not self.store.exists(resource, name, ns):  # an apply that creates: both verbs
+                self._authorize(
+                    user, Attributes("create", resource.group, resource.plural, ns, name)
+                )
             return ssa.server_side_apply(self.store, req, resource, name, ns, dry_run=dry)
         if force is not None:
             raise res.invalid_options(
