@@ -314,7 +314,9 @@ def test_the_fake_serves_metadata_only_lists_and_objects(cluster: Any) -> None:
         assert status == 200 and one["kind"] == "PartialObjectMetadata" and "data" not in one
         status, full = get(f"{base}/db", "application/json")
         assert status == 200 and full["kind"] == "Secret" and "data" in full
-        status, _ = get(base, "application/json;as=Table;g=meta.k8s.io;v=v1")
+        status, table = get(base, "application/json;as=Table;g=meta.k8s.io;v=v1")
+        assert status == 200 and table["kind"] == "Table"  # what plain `kubectl get` reads
+        status, _ = get(base, meta)  # one object's form asked of a list
         assert status == 406
     finally:
         api.close()
