@@ -10,9 +10,16 @@ SecretProviderClasses, AzureIdentityBindings, ExternalSecrets, AzureKeyVaultSecr
 beside them) into ``--files`` files in a temp dir, then runs, one after the other:
 
 - ours:    ``python -m secretsboot audit DIR -o json --report-only``
-- Checkov: ``checkov -d DIR --framework kubernetes --skip-download -o json``, from a
-  virtual environment this script creates under ``--cache-dir`` with
-  ``python -m venv`` + ``pip install checkov==3.3.30`` when it is absent.
+- Checkov: ``checkov -d DIR --framework kubernetes --skip-download -o json``, the
+  binary given by ``--checkov PATH`` or the ``CHECKOV`` environment variable, else
+  ``checkov`` on the PATH. Checkov is never installed into the project's environment;
+  give it its own::
+
+      python3 -m venv /tmp/checkov-venv && /tmp/checkov-venv/bin/pip install checkov
+      CHECKOV=/tmp/checkov-venv/bin/checkov .venv/bin/python scripts/bench_audit.py
+
+  When it cannot be found the script says so, runs ours only and exits 3 (CI does not
+  run benchmarks).
 
 Wall time and peak RSS come from ``/usr/bin/time -v`` when present, else from
 ``resource.getrusage(RUSAGE_CHILDREN)`` around each child. ``--stages`` also runs
@@ -38,7 +45,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-CHECKOV_VERSION = "3.3.30"
 REPO = Path(__file__).resolve().parents[1]
 
 APPROACHES = (
@@ -296,18 +302,33 @@ def stages(directory: Path, fmt: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-c", STAGES, str(directory), fmt], env=env, check=True)
 
 
-def checkov_binary(cache: Path) -> Path:
-    venv = cache / f"checkov-{CHECKOV_VERSION}"
-    binary = venv / "bin" / "checkov"
-    if binary.exists():
-        return binary
-    print(f"installing checkov {CHECKOV_VERSION} into {venv} (once)...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"checkov=={CHECKOV_VERSION}"],
-        check=True,
+CHECKOV_MISSING = 3  # exit status: ours ran, the peer could not be found
+
+
+def checkov_binary(given: str | None) -> Path | None:
+    """The Checkov to run: ``--checkov``, else ``$CHECKOV``, else ``checkov`` on the PATH."""
+    sources = (
+        ("--checkov", given),
+        ("CHECKOV", os.environ.get("CHECKOV")),
+        ("PATH", shutil.which("checkov")),
     )
-    return binary
+    for source, candidate in sources:
+        if not candidate:
+            continue
+        if Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return Path(candidate)
+        print(f"checkov ({source}): {candidate} is not an executable file", file=sys.stderr)
+    return None
+
+
+def checkov_version(binary: Path) -> str:
+    proc = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or "unknown version"
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} on {os.cpu_count()} CPUs"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,10 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-checkov", action="store_true", help="run ours only")
     parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        / "secretsboot-bench",
+        "--checkov",
+        default=None,
+        help="the checkov executable (default: $CHECKOV, else checkov on the PATH)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the generated manifests")
     parser.add_argument(
@@ -353,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"secretsboot: {ours.wall_s:8.2f} s wall  {ours.cpu_s:8.2f} s cpu  "
-            f"{ours.rss_mb:8.1f} MB peak RSS  exit {ours.code}"
+            f"{ours.rss_mb:8.1f} MB peak RSS  exit {ours.code}  ({load_average()})"
         )
         if args.stages:
             stages(work, "json", env)
@@ -362,7 +382,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"target 100k in <= 40 s and <= 400 MB: {'met' if ok else 'NOT met'}")
         if args.no_checkov:
             return 0 if ours.code == 0 else 1
-        checkov = checkov_binary(args.cache_dir)
+        checkov = checkov_binary(args.checkov)
+        if checkov is None:
+            print(
+                "checkov: NOT FOUND, no comparison made. Install it in its own environment "
+                "(python3 -m venv /tmp/checkov-venv && /tmp/checkov-venv/bin/pip install "
+                "checkov) and pass --checkov /tmp/checkov-venv/bin/checkov or set CHECKOV."
+            )
+            return CHECKOV_MISSING
+        print(f"checkov {checkov_version(checkov)}: {checkov}")
         peer = measure(
             [
                 str(checkov),
@@ -377,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"checkov:     {peer.wall_s:8.2f} s wall  {peer.cpu_s:8.2f} s cpu  "
-            f"{peer.rss_mb:8.1f} MB peak RSS  exit {peer.code}"
+            f"{peer.rss_mb:8.1f} MB peak RSS  exit {peer.code}  ({load_average()})"
         )
         speed = peer.wall_s / ours.wall_s
         memory = ours.rss_mb / peer.rss_mb
@@ -385,7 +413,6 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio: {speed:.1f}x faster (wall), {peer.cpu_s / ours.cpu_s:.1f}x less CPU, "
             f"{memory:.3f} of Checkov's memory"
         )
-        print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(
             "target >= 50x faster and <= 0.1 of the memory: "
             f"{'met' if speed >= 50 and memory <= 0.1 else 'NOT met'}"

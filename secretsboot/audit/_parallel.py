@@ -16,7 +16,7 @@ import contextlib
 import gc
 import itertools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
 _R = TypeVar("_R")
+_T = TypeVar("_T")
 
 PARALLEL_MIN_BYTES = 512 * 1024
 BATCH_BYTES = 2 * 1024 * 1024  # at most this much per batch; smaller batches balance the pool
@@ -197,14 +198,24 @@ def file_batches(files: list[Path], n: int) -> list[list[str]]:
 def map_files(load_batch: Callable[[list[str]], _R], files: list[Path]) -> Iterator[_R]:
     """``load_batch`` over batches of ``files`` in worker processes, results in file order,
     at most a window of batches in flight (so a huge folder's results are not all held)."""
+    return map_ordered(load_batch, file_batches(files, workers()))
+
+
+def map_ordered(fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
+    """``fn`` over ``items`` in worker processes, results in input order, at most a window
+    of ``2 x workers`` in flight. An exception is raised where its item comes in order."""
     from concurrent.futures import ProcessPoolExecutor
 
     n = workers()
     window: collections.deque[Future[_R]] = collections.deque()
     with ProcessPoolExecutor(n, mp_context=_mp_context()) as pool:
-        for batch in file_batches(files, n):
-            window.append(pool.submit(load_batch, batch))
-            if len(window) > 2 * n:
+        try:
+            for item in items:
+                window.append(pool.submit(fn, item))
+                if len(window) > 2 * n:
+                    yield window.popleft().result()
+            while window:
                 yield window.popleft().result()
-        while window:
-            yield window.popleft().result()
+        finally:
+            for future in window:
+                future.cancel()

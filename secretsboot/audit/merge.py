@@ -115,8 +115,102 @@ class Cluster:
 
 
 @dataclass(slots=True)
+class Part:
+    """One report condensed to what the fleet report needs of it (:func:`condense`): its
+    cluster, its totals, and its worst findings with their order in the report."""
+
+    cluster: Cluster
+    approaches: Counter[str] = field(default_factory=Counter)
+    rules: dict[str, Counter[str]] = field(default_factory=dict)  # rule -> severity -> n
+    rule_titles: dict[str, str] = field(default_factory=dict)  # first title seen per rule
+    top: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)  # a min-heap
+    seen: int = 0  # open findings read: the order of the next one in the report
+
+    def workload(self, doc: dict[str, Any] | str) -> None:
+        self.cluster.workloads += 1
+        if isinstance(doc, str):  # a line of the audit's own layout: approaches by pattern
+            ids = set(_APPROACH.findall(doc))
+        else:
+            ids = {str(a.get("id")) for a in doc.get("approaches") or ()}
+        for approach in ids:
+            self.approaches[approach] += 1
+
+    def finding(self, doc: dict[str, Any] | str) -> None:
+        if isinstance(doc, str):
+            fields = _FINDING.match(doc)
+            if fields is None:
+                self.finding(_loads(doc, self.cluster.file))
+                return
+            if '"suppressed":true' in doc or '"baseline":true' in doc:
+                return
+            rule, title, severity = fields.groups()
+            self._count(rule, severity, json.loads(f'"{title}"'))
+            rank = _RANK.get(severity, 0)
+            if len(self.top) < TOP_FINDINGS or (rank, -self.seen - 1) > self.top[0][:2]:
+                self._keep(rank, _loads(doc, self.cluster.file))
+            else:
+                self.seen += 1
+            return
+        if doc.get("suppressed") or doc.get("baseline"):
+            return
+        rule, severity = str(doc.get("rule_id")), str(doc.get("severity"))
+        self._count(rule, severity, str(doc.get("title") or ""))
+        self._keep(_RANK.get(severity, 0), doc)
+
+    def _count(self, rule: str, severity: str, title: str) -> None:
+        self.cluster.open[severity] += 1
+        self.rules.setdefault(rule, Counter())[severity] += 1
+        self.rule_titles.setdefault(rule, title)
+
+    def _keep(self, rank: int, doc: dict[str, Any]) -> None:
+        """Keep ``doc`` if it is among the worst :data:`TOP_FINDINGS` of the report so far."""
+        self.seen += 1
+        entry = (rank, -self.seen, {**doc, "cluster": self.cluster.file})
+        if len(self.top) < TOP_FINDINGS:
+            heapq.heappush(self.top, entry)
+        elif entry[:2] > self.top[0][:2]:
+            heapq.heapreplace(self.top, entry)
+
+
+def condense(stream: TextIO, file: str) -> Part:
+    """Read one JSON report into a :class:`Part`."""
+    part = Part(Cluster(Path(file).stem, file))
+    schema = None
+    for member, value in _events(stream, file):
+        if member == "schema":
+            schema = value
+        if member == "schema" and value != SCHEMA_VERSION:
+            raise BadInputError(f"{file}: schema {value!r}, expected {SCHEMA_VERSION}")
+        elif member == "source" and isinstance(value, dict) and value.get("name"):
+            part.cluster.name = str(value["name"])
+        elif member == "workloads":
+            part.workload(value)
+        elif member == "findings":
+            part.finding(value)
+        elif member == "summary" and isinstance(value, dict):
+            part.cluster.errors = int(value.get("errors") or 0)
+    if schema is None:
+        raise BadInputError(
+            f"{file}: not a secretsboot JSON report (no schema)",
+            hint="merge the reports of `secretsboot audit -o json`",
+        )
+    return part
+
+
+def condense_file(path: str) -> Part:
+    """:func:`condense` of the report at ``path`` (what a worker process runs)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return condense(fh, path)
+    except OSError as exc:
+        raise BadInputError(
+            f"{path}: cannot read ({exc.strerror})", hint="check the path"
+        ) from None
+
+
+@dataclass(slots=True)
 class Fleet:
-    """The totals of every report added (:meth:`add`), and the worst findings."""
+    """The totals of every report added (:meth:`add`, :meth:`absorb`), and the worst findings."""
 
     clusters: dict[str, Cluster] = field(default_factory=dict)
     approaches: Counter[str] = field(default_factory=Counter)
@@ -128,81 +222,33 @@ class Fleet:
     _seq: int = 0
 
     def add(self, stream: TextIO, file: str) -> Cluster:
-        cluster = Cluster(Path(file).stem, file)
-        schema = None
-        for member, value in _events(stream, file):
-            if member == "schema":
-                schema = value
-            if member == "schema" and value != SCHEMA_VERSION:
-                raise BadInputError(f"{file}: schema {value!r}, expected {SCHEMA_VERSION}")
-            elif member == "source" and isinstance(value, dict) and value.get("name"):
-                cluster.name = str(value["name"])
-            elif member == "workloads":
-                self._workload(cluster, value)
-            elif member == "findings":
-                self._finding(cluster, value)
-            elif member == "summary" and isinstance(value, dict):
-                cluster.errors = int(value.get("errors") or 0)
-        if schema is None:
-            raise BadInputError(
-                f"{file}: not a secretsboot JSON report (no schema)",
-                hint="merge the reports of `secretsboot audit -o json`",
-            )
+        return self.absorb(condense(stream, file))
+
+    def absorb(self, part: Part) -> Cluster:
+        """Add one condensed report; reports absorbed in input order give the same fleet
+        whether they were condensed here or in worker processes."""
+        cluster = part.cluster
         if cluster.name in self.clusters:
-            cluster.name = f"{cluster.name} ({file})"
+            cluster.name = f"{cluster.name} ({cluster.file})"
         self.clusters[cluster.name] = cluster
-        for counts in (*self.approach_clusters.values(), *self.rule_clusters.values()):
-            if "" in counts:
-                counts[cluster.name] += counts.pop("")
+        for approach, n in part.approaches.items():
+            self.approaches[approach] += n
+            self.approach_clusters.setdefault(approach, Counter())[cluster.name] += n
+        for rule, counts in part.rules.items():
+            self.rules.setdefault(rule, Counter()).update(counts)
+            self.rule_clusters.setdefault(rule, Counter())[cluster.name] += sum(counts.values())
+        for rule, title in part.rule_titles.items():
+            self.rule_titles.setdefault(rule, title)
+        # the worst of the fleet are among the worst of each report: the same heap entries
+        # (severity, order of reading) as if every finding had been read here
+        for rank, order, doc in part.top:
+            entry = (rank, order - self._seq, doc)
+            if len(self.top) < TOP_FINDINGS:
+                heapq.heappush(self.top, entry)
+            elif entry[:2] > self.top[0][:2]:
+                heapq.heapreplace(self.top, entry)
+        self._seq += part.seen
         return cluster
-
-    def _workload(self, cluster: Cluster, doc: dict[str, Any] | str) -> None:
-        cluster.workloads += 1
-        if isinstance(doc, str):  # a line of the audit's own layout: approaches by pattern
-            ids = set(_APPROACH.findall(doc))
-        else:
-            ids = {str(a.get("id")) for a in doc.get("approaches") or ()}
-        for approach in ids:
-            self.approaches[approach] += 1
-            self.approach_clusters.setdefault(approach, Counter())[""] += 1
-
-    def _finding(self, cluster: Cluster, doc: dict[str, Any] | str) -> None:
-        if isinstance(doc, str):
-            fields = _FINDING.match(doc)
-            if fields is None:
-                self._finding(cluster, _loads(doc, cluster.file))
-                return
-            else:
-                if '"suppressed":true' in doc or '"baseline":true' in doc:
-                    return
-                rule, title, severity = fields.groups()
-                self._count(cluster, rule, severity, json.loads(f'"{title}"'))
-                rank = _RANK.get(severity, 0)
-                if len(self.top) < TOP_FINDINGS or (rank, -self._seq - 1) > self.top[0][:2]:
-                    self._keep(cluster, rank, _loads(doc, cluster.file))
-                else:
-                    self._seq += 1
-                return
-        if doc.get("suppressed") or doc.get("baseline"):
-            return
-        rule, severity = str(doc.get("rule_id")), str(doc.get("severity"))
-        self._count(cluster, rule, severity, str(doc.get("title") or ""))
-        self._keep(cluster, _RANK.get(severity, 0), doc)
-
-    def _count(self, cluster: Cluster, rule: str, severity: str, title: str) -> None:
-        cluster.open[severity] += 1
-        self.rules.setdefault(rule, Counter())[severity] += 1
-        self.rule_clusters.setdefault(rule, Counter())[""] += 1
-        self.rule_titles.setdefault(rule, title)
-
-    def _keep(self, cluster: Cluster, rank: int, doc: dict[str, Any]) -> None:
-        """Keep ``doc`` if it is among the worst :data:`TOP_FINDINGS` so far."""
-        self._seq += 1
-        entry = (rank, -self._seq, {**doc, "cluster": cluster.file})
-        if len(self.top) < TOP_FINDINGS:
-            heapq.heappush(self.top, entry)
-        elif entry[:2] > self.top[0][:2]:
-            heapq.heapreplace(self.top, entry)
 
     def worst_findings(self) -> list[dict[str, Any]]:
         """The worst open findings kept, worst first, each with its cluster's name."""
@@ -219,16 +265,35 @@ class Fleet:
         return out
 
 
-def merge(paths: list[Path]) -> Fleet:
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, starting worker processes costs more
+
+
+def _worth_a_pool(paths: list[Path]) -> bool:
+    from secretsboot.audit import _parallel
+
+    if not _parallel.enabled() or len(paths) < 2:
+        return False
+    return _parallel.total_size(paths, PARALLEL_MIN_BYTES) >= PARALLEL_MIN_BYTES
+
+
+def _condensed(paths: list[Path], parallel: bool | None) -> Iterator[Part]:
+    """Each report condensed, in input order; large inputs by worker processes."""
+    from secretsboot.audit import _parallel
+
+    if parallel is None:
+        parallel = _worth_a_pool(paths)
+    if not parallel:
+        yield from (condense_file(str(p)) for p in paths)
+        return
+    yield from _parallel.map_ordered(condense_file, [str(p) for p in paths])
+
+
+def merge(paths: list[Path], *, parallel: bool | None = None) -> Fleet:
+    """The fleet of these reports. ``parallel``: read them in worker processes (None: when
+    there are several reports and enough bytes to be worth it; the result is the same)."""
     fleet = Fleet()
-    for path in paths:
-        try:
-            with path.open(encoding="utf-8") as fh:
-                fleet.add(fh, str(path))
-        except OSError as exc:
-            raise BadInputError(
-                f"{path}: cannot read ({exc.strerror})", hint="check the path"
-            ) from None
+    for part in _condensed(paths, parallel):
+        fleet.absorb(part)
     return fleet
 
 
@@ -329,31 +394,52 @@ def render_html(fleet: Fleet) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_sarif(fleet: Fleet, stream: TextIO) -> None:
+def write_sarif(fleet: Fleet, stream: TextIO, *, parallel: bool | None = None) -> None:
     """One SARIF run per cluster (``automationDetails.id`` = the cluster), every finding,
-    read again from each report as it is written."""
+    read again from each report as it is written (by worker processes for large inputs,
+    written in cluster order: the same text either way)."""
+    from secretsboot.audit.report._stream import encode
+    from secretsboot.audit.report.sarif import SARIF_SCHEMA
+
+    stream.write(f'{{"$schema":{encode(SARIF_SCHEMA)},"version":"2.1.0","runs":[\n')
+    jobs = [(c.file, c.name) for c in fleet.clusters.values()]
+    if parallel is None:
+        paths = [Path(file) for file, _ in jobs]
+        parallel = _worth_a_pool(paths)
+    if parallel:
+        from secretsboot.audit import _parallel
+
+        runs: Iterator[str] = _parallel.map_ordered(sarif_run, jobs)
+    else:
+        runs = map(sarif_run, jobs)
+    for n, run in enumerate(runs):
+        stream.write(("," if n else "") + run)
+    stream.write("]}\n")
+
+
+def sarif_run(job: tuple[str, str]) -> str:
+    """The SARIF run of one cluster's report: (report file, cluster name) -> its text."""
     from secretsboot.audit.findings import RULES
     from secretsboot.audit.report._stream import encode
-    from secretsboot.audit.report.sarif import LEVEL, SARIF_SCHEMA, rule_descriptor
+    from secretsboot.audit.report.sarif import LEVEL, rule_descriptor
 
+    file, name = job
     rule_ids = sorted(RULES)
     index = {rid: i for i, rid in enumerate(rule_ids)}
     driver = {"name": "secretsboot", "rules": [rule_descriptor(RULES[r]) for r in rule_ids]}
-    stream.write(f'{{"$schema":{encode(SARIF_SCHEMA)},"version":"2.1.0","runs":[\n')
-    for n, cluster in enumerate(fleet.clusters.values()):
-        head = {"tool": {"driver": driver}, "automationDetails": {"id": f"{cluster.name}/"}}
-        stream.write(("," if n else "") + encode(head)[:-1] + ',"results":[\n')
-        first = True
-        with open(cluster.file, encoding="utf-8") as fh:
-            for member, item in _events(fh, cluster.file):
-                if member != "findings":
-                    continue
-                doc = _loads(item, cluster.file) if isinstance(item, str) else item
-                result = _sarif_result(doc, cluster.name, index, LEVEL)
-                stream.write(("" if first else ",\n") + encode(result))
-                first = False
-        stream.write("\n]}\n")
-    stream.write("]}\n")
+    head = {"tool": {"driver": driver}, "automationDetails": {"id": f"{name}/"}}
+    out = [encode(head)[:-1] + ',"results":[\n']
+    first = True
+    with open(file, encoding="utf-8") as fh:
+        for member, item in _events(fh, file):
+            if member != "findings":
+                continue
+            doc = _loads(item, file) if isinstance(item, str) else item
+            result = _sarif_result(doc, name, index, LEVEL)
+            out.append(("" if first else ",\n") + encode(result))
+            first = False
+    out.append("\n]}\n")
+    return "".join(out)
 
 
 def _sarif_result(

@@ -106,3 +106,81 @@ def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert merge(capsys, str(junk))[0] == 2
     assert merge(capsys)[0] == 2
     assert merge(capsys, str(tmp_path / "missing.json"))[0] == 2
+
+
+@pytest.fixture(scope="module")
+def fleet_inputs(reports: list[Path], tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Many reports: copies of the two under other cluster names, one name twice, one copy
+    on one line (read whole, not line by line), enough findings to fill the worst list."""
+    from secretsboot.audit.merge import TOP_FINDINGS
+
+    folder = tmp_path_factory.mktemp("fleet")
+    docs = [json.loads(p.read_text()) for p in reports]
+    assert sum(len(d["findings"]) for d in docs) * 4 > TOP_FINDINGS
+    out = []
+    for i in range(8):
+        path = folder / f"c{i}.json"
+        source = reports[i % 2]
+        text = source.read_text()
+        if i not in (1, 5):  # c1 and c5 keep the name aks-east: c5 is shown with its file
+            text = text.replace('"source":{"name":"aks-', f'"source":{{"name":"aks{i}-', 1)
+        if i == 6:
+            text = json.dumps(json.loads(text))
+        path.write_text(text)
+        out.append(path)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html", "sarif"])
+def test_parallel_merge_is_the_serial_merge(fleet_inputs: list[Path], fmt: str) -> None:
+    import io
+
+    from secretsboot.audit import merge as fleet_merge
+
+    outputs = []
+    for parallel in (False, True):
+        fleet = fleet_merge.merge(fleet_inputs, parallel=parallel)
+        out = io.StringIO()
+        if fmt == "sarif":
+            fleet_merge.write_sarif(fleet, out, parallel=parallel)
+        else:
+            fleet_merge.write(fleet, fmt, out)
+        outputs.append(out.getvalue())
+    assert outputs[0] == outputs[1]
+    if fmt == "sarif":
+        runs = json.loads(outputs[0])["runs"]
+        assert len(runs) == len(fleet_inputs)
+
+
+def test_parallel_merge_keeps_the_worst_findings_in_reading_order(
+    fleet_inputs: list[Path],
+) -> None:
+    from secretsboot.audit.merge import TOP_FINDINGS, merge as fleet_merge
+
+    serial = fleet_merge(fleet_inputs, parallel=False)
+    parallel = fleet_merge(fleet_inputs, parallel=True)
+    assert len(serial.worst_findings()) == TOP_FINDINGS
+    assert serial.worst_findings() == parallel.worst_findings()
+    assert list(serial.clusters) == list(parallel.clusters)
+    assert f"aks-east ({fleet_inputs[5]})" in serial.clusters  # the name given twice
+    assert serial.rule_clusters == parallel.rule_clusters
+    assert serial.approach_clusters == parallel.approach_clusters
+
+
+def test_parallel_merge_reports_the_first_bad_report(
+    fleet_inputs: list[Path], tmp_path: Path
+) -> None:
+    from secretsboot.audit.merge import merge as fleet_merge
+    from secretsboot.errors import BadInputError
+
+    bad = [tmp_path / "bad1.json", tmp_path / "bad2.json"]
+    bad[0].write_text('{\n"schema":"other/v9",\n"workloads":[\n]\n}\n')
+    bad[1].write_text("{\nnot json\n")
+    paths = [*fleet_inputs[:3], bad[0], *fleet_inputs[3:], bad[1]]
+    messages = []
+    for parallel in (False, True):
+        with pytest.raises(BadInputError) as caught:
+            fleet_merge(paths, parallel=parallel)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+    assert "bad1.json: schema 'other/v9'" in messages[0]
