@@ -155,7 +155,8 @@ def test_parallel_merge_is_the_serial_merge(fleet_inputs: list[Path], fmt: str) 
 def test_parallel_merge_keeps_the_worst_findings_in_reading_order(
     fleet_inputs: list[Path],
 ) -> None:
-    from secretsboot.audit.merge import TOP_FINDINGS, merge as fleet_merge
+    from secretsboot.audit.merge import TOP_FINDINGS
+    from secretsboot.audit.merge import merge as fleet_merge
 
     serial = fleet_merge(fleet_inputs, parallel=False)
     parallel = fleet_merge(fleet_inputs, parallel=True)
