@@ -26,43 +26,52 @@ from secretsboot.audit.model import FieldPath
 
 def entry_count(node: Any) -> int:
     """How many entry lines ``node``'s subtree recorded (one per key and per item)."""
-    count = 0
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if type(n) is dict:
-            count += len(n)
-            stack.extend(n.values())
-        elif type(n) is list:
-            count += len(n)
-            stack.extend(n)
+    t = type(node)
+    if t is dict:
+        values: Iterable[Any] = node.values()
+    elif t is list:
+        values = node
+    else:
+        return 0
+    count = len(node)
+    for v in values:
+        tv = type(v)
+        if tv is dict or tv is list:
+            count += entry_count(v)
     return count
 
 
 def entry_of(body: Any, path: FieldPath, base: int) -> int | None:
     """The index, in the entry lines, of ``path``'s key or item (None when absent)."""
+    found = entry_path(body, path, base)
+    return found[-1] if found and len(found) == len(path) else None
+
+
+def entry_path(body: Any, path: FieldPath, base: int) -> list[int]:
+    """The entry index of each prefix of ``path`` that the body holds, shortest first
+    (one walk: the nearest written parent of a missing field is the last one)."""
     index = base
     node = body
-    found: int | None = None
+    found: list[int] = []
     for part in path:
         if type(node) is dict:
             for k, v in node.items():
                 if k == part or (type(k) is not str and str(k) == part):
-                    found = index
+                    found.append(index)
                     index += 1
                     node = v
                     break
                 index += 1 + entry_count(v)
             else:
-                return None
+                return found
         elif type(node) is list and type(part) is int and 0 <= part < len(node):
             for item in node[:part]:
                 index += 1 + entry_count(item)
-            found = index
+            found.append(index)
             index += 1
             node = node[part]
         else:
-            return None
+            return found
     return found
 
 
@@ -179,6 +188,22 @@ class LazyLines(Mapping[FieldPath, int]):
                 if path[:n] == self._prefix:
                     self._map[path[n:]] = line + self._start
         return self._map
+
+    def nearest(self, path: FieldPath) -> int:
+        """The line of ``path``, else of its nearest parent written in the document, else 0
+        (:meth:`Manifest.line_of <secretsboot.audit.model.Manifest.line_of>`, one walk)."""
+        entries = self._entries
+        if entries is None:
+            lines = self._load()
+            for end in range(len(path), 0, -1):
+                line = lines.get(path[:end])
+                if line:
+                    return line
+            return 0
+        for index in reversed(entry_path(self._body, path, self._base)):
+            if index < len(entries):
+                return self._start + entries[index] + 1
+        return 0
 
     def __getitem__(self, path: FieldPath) -> int:
         if self._entries is not None:

@@ -103,6 +103,9 @@ class Manifest:
 
     def line_of(self, path: FieldPath) -> int:
         """The line of ``path`` in the file, or of its nearest known parent, or the object's."""
+        nearest = getattr(self.lines, "nearest", None)  # the loader's line index: one walk
+        if nearest is not None:
+            return nearest(path) or self.line
         for end in range(len(path), 0, -1):
             found = self.lines.get(path[:end])
             if found:
