@@ -172,8 +172,11 @@ class Part:
             heapq.heapreplace(self.top, entry)
 
 
-def condense(stream: TextIO, file: str) -> Part:
-    """Read one JSON report into a :class:`Part`."""
+FindingHook = Callable[[dict[str, Any], str], None]  # (finding, cluster name so far)
+
+
+def condense(stream: TextIO, file: str, on_finding: FindingHook | None = None) -> Part:
+    """Read one JSON report into a :class:`Part`; ``on_finding`` sees every finding."""
     part = Part(Cluster(Path(file).stem, file))
     schema = None
     for member, value in _events(stream, file):
@@ -185,6 +188,10 @@ def condense(stream: TextIO, file: str) -> Part:
             part.cluster.name = str(value["name"])
         elif member == "workloads":
             part.workload(value)
+        elif member == "findings" and on_finding is not None:
+            doc = _loads(value, file) if isinstance(value, str) else value
+            on_finding(doc, part.cluster.name)
+            part.finding(doc)
         elif member == "findings":
             part.finding(value)
         elif member == "summary" and isinstance(value, dict):
@@ -197,11 +204,11 @@ def condense(stream: TextIO, file: str) -> Part:
     return part
 
 
-def condense_file(path: str) -> Part:
+def condense_file(path: str, on_finding: FindingHook | None = None) -> Part:
     """:func:`condense` of the report at ``path`` (what a worker process runs)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            return condense(fh, path)
+            return condense(fh, path, on_finding)
     except OSError as exc:
         raise BadInputError(
             f"{path}: cannot read ({exc.strerror})", hint="check the path"
@@ -394,18 +401,21 @@ def render_html(fleet: Fleet) -> str:
     return "\n".join(out) + "\n"
 
 
+def _sarif_head() -> str:
+    from secretsboot.audit.report._stream import encode
+    from secretsboot.audit.report.sarif import SARIF_SCHEMA
+
+    return f'{{"$schema":{encode(SARIF_SCHEMA)},"version":"2.1.0","runs":[\n'
+
+
 def write_sarif(fleet: Fleet, stream: TextIO, *, parallel: bool | None = None) -> None:
     """One SARIF run per cluster (``automationDetails.id`` = the cluster), every finding,
     read again from each report as it is written (by worker processes for large inputs,
     written in cluster order: the same text either way)."""
-    from secretsboot.audit.report._stream import encode
-    from secretsboot.audit.report.sarif import SARIF_SCHEMA
-
-    stream.write(f'{{"$schema":{encode(SARIF_SCHEMA)},"version":"2.1.0","runs":[\n')
+    stream.write(_sarif_head())
     jobs = [(c.file, c.name) for c in fleet.clusters.values()]
     if parallel is None:
-        paths = [Path(file) for file, _ in jobs]
-        parallel = _worth_a_pool(paths)
+        parallel = _worth_a_pool([Path(file) for file, _ in jobs])
     if parallel:
         from secretsboot.audit import _parallel
 
@@ -417,29 +427,82 @@ def write_sarif(fleet: Fleet, stream: TextIO, *, parallel: bool | None = None) -
     stream.write("]}\n")
 
 
-def sarif_run(job: tuple[str, str]) -> str:
-    """The SARIF run of one cluster's report: (report file, cluster name) -> its text."""
+def merge_sarif(paths: list[Path], stream: TextIO, *, parallel: bool | None = None) -> Fleet:
+    """:func:`merge` and :func:`write_sarif` in one read of each report: the totals and the
+    cluster's SARIF run come from the same pass (in worker processes for large inputs).
+    The same text as the two passes; a cluster renamed by the fleet (a name given twice)
+    has its run written again under its new name. ``stream`` gets a partial log if a
+    report turns out bad: give it a temporary file."""
+    if parallel is None:
+        parallel = _worth_a_pool(paths)
+    files = [str(p) for p in paths]
+    if parallel:
+        from secretsboot.audit import _parallel
+
+        parts: Iterator[tuple[Part, str, str]] = _parallel.map_ordered(condense_sarif, files)
+    else:
+        parts = map(condense_sarif, files)
+    fleet = Fleet()
+    stream.write(_sarif_head())
+    for n, (part, name, run) in enumerate(parts):
+        cluster = fleet.absorb(part)
+        if cluster.name != name:
+            run = sarif_run((cluster.file, cluster.name))
+        stream.write(("," if n else "") + run)
+    stream.write("]}\n")
+    return fleet
+
+
+class _SarifResults:
+    """The SARIF results of one report's findings, under the cluster name first seen."""
+
+    def __init__(self) -> None:
+        from secretsboot.audit.findings import RULES
+        from secretsboot.audit.report._stream import encode
+        from secretsboot.audit.report.sarif import LEVEL
+
+        self.index = {rid: i for i, rid in enumerate(sorted(RULES))}
+        self.levels = LEVEL
+        self.encode = encode
+        self.name: str | None = None
+        self.results: list[str] = []
+
+    def add(self, doc: dict[str, Any], name: str) -> None:
+        if self.name is None:
+            self.name = name
+        self.results.append(self.encode(_sarif_result(doc, self.name, self.index, self.levels)))
+
+
+def condense_sarif(path: str) -> tuple[Part, str, str]:
+    """One report read once: its :class:`Part`, the cluster name its SARIF run was written
+    under, and that run's text (what a worker process runs for :func:`merge_sarif`)."""
+    results = _SarifResults()
+    part = condense_file(path, results.add)
+    name = results.name if results.name is not None else part.cluster.name
+    return part, name, _run_text(name, results.results)
+
+
+def _run_text(name: str, results: list[str]) -> str:
     from secretsboot.audit.findings import RULES
     from secretsboot.audit.report._stream import encode
-    from secretsboot.audit.report.sarif import LEVEL, rule_descriptor
+    from secretsboot.audit.report.sarif import rule_descriptor
 
-    file, name = job
     rule_ids = sorted(RULES)
-    index = {rid: i for i, rid in enumerate(rule_ids)}
     driver = {"name": "secretsboot", "rules": [rule_descriptor(RULES[r]) for r in rule_ids]}
     head = {"tool": {"driver": driver}, "automationDetails": {"id": f"{name}/"}}
-    out = [encode(head)[:-1] + ',"results":[\n']
-    first = True
+    return encode(head)[:-1] + ',"results":[\n' + ",\n".join(results) + "\n]}\n"
+
+
+def sarif_run(job: tuple[str, str]) -> str:
+    """The SARIF run of one cluster's report: (report file, cluster name) -> its text."""
+    file, name = job
+    results = _SarifResults()
+    results.name = name
     with open(file, encoding="utf-8") as fh:
         for member, item in _events(fh, file):
-            if member != "findings":
-                continue
-            doc = _loads(item, file) if isinstance(item, str) else item
-            result = _sarif_result(doc, name, index, LEVEL)
-            out.append(("" if first else ",\n") + encode(result))
-            first = False
-    out.append("\n]}\n")
-    return "".join(out)
+            if member == "findings":
+                results.add(_loads(item, file) if isinstance(item, str) else item, name)
+    return _run_text(name, results.results)
 
 
 def _sarif_result(

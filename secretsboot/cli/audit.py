@@ -141,6 +141,12 @@ def _merge(reports: list[str], output: ReportFormat, out: Path | None, say: _Say
     for p in paths:
         if not p.is_file():
             raise BadInputError(f"{p}: no such report", hint="give JSON reports to merge")
+    if out is not None and output is ReportFormat.SARIF:  # one read of each report, atomic
+        fleets: list[merge.Fleet] = []
+        _atomic_report(out, lambda fh: fleets.append(merge.merge_sarif(paths, fh)))
+        say.step(f"merged {len(fleets[0].clusters)} report(s)")
+        say.info(f"wrote the fleet sarif report of {len(fleets[0].clusters)} cluster(s) to {out}")
+        return
     fleet = merge.merge(paths)
     say.step(f"merged {len(fleet.clusters)} report(s)")
     if out is not None:

@@ -185,3 +185,18 @@ def test_parallel_merge_reports_the_first_bad_report(
         messages.append(str(caught.value))
     assert messages[0] == messages[1]
     assert "bad1.json: schema 'other/v9'" in messages[0]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_one_pass_sarif_is_the_two_pass_sarif(fleet_inputs: list[Path], parallel: bool) -> None:
+    import io
+
+    from secretsboot.audit import merge as fleet_merge
+
+    two = io.StringIO()
+    fleet_merge.write_sarif(fleet_merge.merge(fleet_inputs, parallel=False), two, parallel=False)
+    one = io.StringIO()
+    fleet = fleet_merge.merge_sarif(fleet_inputs, one, parallel=parallel)
+    assert one.getvalue() == two.getvalue()
+    assert f"aks-east ({fleet_inputs[5]})" in fleet.clusters  # its run written again, renamed
+    assert f'"id":"aks-east ({fleet_inputs[5]})/"' in one.getvalue()
