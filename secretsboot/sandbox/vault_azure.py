@@ -95,6 +95,7 @@ class Mount:
 
     path: str
     accessor: str = field(default_factory=lambda: "auth_azure_" + uuid.uuid4().hex[:8])
+    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     config: dict[str, Any] | None = None
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
     verifier: Verifier | None = None
@@ -105,7 +106,7 @@ class Mount:
             "type": "azure",
             "description": "",
             "accessor": self.accessor,
-            "uuid": str(uuid.UUID(int=hash(self.accessor) & ((1 << 128) - 1))),
+            "uuid": self.uuid,
             "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "token_type": "default-service"},
             "local": False,
             "seal_wrap": False,
