@@ -269,6 +269,19 @@ def test_mounting_at_another_path_and_unmounting(admin: hvac.Client, sandbox: An
         with pytest.raises(hx.InternalServerError, match="resource is required"):
             admin.write("auth/azure-extra/config", tenant_id=sandbox.azure.tenant_id)
         assert admin.read("auth/azure-extra/config") is None
+        admin.auth.azure.configure(
+            tenant_id=sandbox.azure.tenant_id,
+            resource=ARM,
+            environment="AzurePublicCloud",
+            client_id="0c1f7a52-1111-4c3e-9d2b-5a6b7c8d9e0f",
+            client_secret="CANARY-client-secret-vaz",
+            mount_point="azure-extra",
+        )
+        config = admin.auth.azure.read_config(mount_point="azure-extra")
+        assert config["environment"] == "AzurePublicCloud" and "client_secret" not in config
+        assert "CANARY-client-secret-vaz" not in str(admin.read("auth/azure-extra/config"))
+        with pytest.raises(hx.InternalServerError, match="no cloud configuration matching"):
+            admin.write("auth/azure-extra/config", environment="AzureMoonCloud")
     finally:
         admin.sys.disable_auth_method("azure-extra")
     assert "azure-extra/" not in admin.sys.list_auth_methods()["data"]
