@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import select
 import socket
 import ssl
 import threading
@@ -328,7 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
         chunks = iter(stream)
         try:
             for chunk in chunks:
-                if self.server.closing.is_set():
+                if self.server.closing.is_set() or (not chunk and self._peer_gone()):
                     return
                 if chunk:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
@@ -337,6 +338,14 @@ class _Handler(BaseHTTPRequestHandler):
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
+
+    def _peer_gone(self) -> bool:
+        """While streaming, the client sends nothing: a readable socket means it closed."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
     do_LIST = _serve  # Vault's LIST verb (hvac's list()), relayed by the OpenBao front

@@ -258,3 +258,21 @@ def test_system_namespaces_may_not_be_deleted(api: client.ApiClient) -> None:
         403,
         'namespaces "kube-system" is forbidden: this namespace may not be deleted',
     )
+
+
+def test_an_abandoned_watch_ends_on_the_server(api: client.ApiClient) -> None:
+    v1 = client.CoreV1Api(api)
+    ns = _ns(api, "watch-abandoned")
+
+    def streams() -> int:
+        return sum(t.name == "kubernetes-conn" for t in threading.enumerate())
+
+    during = 0
+    w = watch.Watch()
+    for _ in w.stream(v1.list_namespaced_service_account, ns, timeout_seconds=600):
+        during = streams()  # the watch's connection is among these
+        w.stop()
+    deadline = time.monotonic() + 5
+    while streams() >= during and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert streams() < during  # its server side ended, not left waiting out 600 s
