@@ -276,3 +276,40 @@ def test_an_abandoned_watch_ends_on_the_server(api: client.ApiClient) -> None:
     while streams() >= during and time.monotonic() < deadline:
         time.sleep(0.05)
     assert streams() < during  # its server side ended, not left waiting out 600 s
+
+
+def test_finalizers_hold_objects_and_their_namespace(kube: KubeFake, api: client.ApiClient) -> None:
+    v1 = client.CoreV1Api(api)
+    ns = _ns(api, "held")
+    held = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+    v1.create_namespaced_config_map(ns, held)
+    deleted = client.ApiClient().sanitize_for_serialization(
+        v1.delete_namespaced_config_map("held", ns)
+    )
+    assert deleted["metadata"]["deletionTimestamp"]  # the object, still there, marked
+    assert v1.read_namespaced_config_map("held", ns).metadata.deletion_timestamp is not None
+    with pytest.raises(ApiException) as err:
+        v1.patch_namespaced_config_map(
+            "held", ns, {"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}}
+        )
+    assert err.value.status == 422
+    assert "no new finalizers can be added" in json.loads(err.value.body)["message"]
+    v1.patch_namespaced_config_map("held", ns, {"metadata": {"finalizers": None}})
+    with pytest.raises(ApiException) as err:
+        v1.read_namespaced_config_map("held", ns)
+    assert err.value.status == 404  # the last finalizer removed, the object went
+    # a namespace stays Terminating while an object in it keeps a finalizer
+    v1.create_namespaced_config_map(ns, held)
+    kube.store.namespace_finalize_seconds = 300.0
+    try:
+        v1.delete_namespace(ns)
+        kube.store.finalize_namespace(ns)
+        assert v1.read_namespace(ns).status.phase == "Terminating"
+        assert v1.read_namespaced_config_map("held", ns).metadata.deletion_timestamp is not None
+        v1.patch_namespaced_config_map("held", ns, {"metadata": {"finalizers": None}})
+        kube.store.finalize_namespace(ns)
+    finally:
+        kube.store.namespace_finalize_seconds = 0.5
+    with pytest.raises(ApiException) as err:
+        v1.read_namespace(ns)
+    assert err.value.status == 404

@@ -175,6 +175,33 @@ def name_problem(resource: Resource, name: str) -> str | None:
     return None if DNS1123_SUBDOMAIN.match(name) else _SUBDOMAIN_MSG
 
 
+def validate_object(resource: Resource, obj: dict[str, Any], name: str) -> None:
+    """Labels, annotations and data keys, as the API server validates them (422)."""
+    meta = obj.get("metadata") or {}
+    for field in ("labels", "annotations"):
+        values = meta.get(field) or {}
+        if not isinstance(values, dict):
+            raise invalid(resource, name, f"metadata.{field}", values, "must be a map")
+        for key, value in values.items():
+            problem = qualified_name_problem(str(key))
+            if problem:
+                raise invalid(resource, name, f"metadata.{field}", key, problem)
+            if field == "labels":
+                problem = label_value_problem(value)
+                if problem:
+                    raise invalid(resource, name, "metadata.labels", value, problem)
+            elif not isinstance(value, str):
+                raise invalid(
+                    resource, name, f"metadata.annotations[{key}]", value, "must be a string"
+                )
+    if resource.plural in ("secrets", "configmaps"):
+        for field in ("data", "stringData", "binaryData"):
+            for key in obj.get(field) or {}:
+                problem = config_key_problem(str(key))
+                if problem:
+                    raise invalid(resource, name, f"{field}[{key}]", key, problem)
+
+
 class ApiError(Exception):
     """An API failure carried as a Kubernetes ``Status`` object."""
 

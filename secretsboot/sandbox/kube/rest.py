@@ -199,7 +199,8 @@ class Rest:
             values += [str(v) for v in body["dryRun"]]
         dry = dry_run(values, "DeleteOptions")
         deleted = self.store.delete(resource, name, namespace, dry_run=dry)
-        if resource.plural in _DELETE_RETURNS_OBJECT:
+        pending = bool(deleted["metadata"].get("finalizers"))  # kept until they are removed
+        if resource.plural in _DELETE_RETURNS_OBJECT or pending:
             return Response(200, deleted)
         return Response(200, _status_success(resource, deleted))
 

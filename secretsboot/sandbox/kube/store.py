@@ -150,36 +150,9 @@ class ObjectStore:
                 ],
             )
 
-    @staticmethod
-    def _validate(resource: Resource, obj: Obj, name: str) -> None:
-        """Labels, annotations and data keys, as the API server validates them (422)."""
-        meta = obj.get("metadata") or {}
-        for field in ("labels", "annotations"):
-            values = meta.get(field) or {}
-            if not isinstance(values, dict):
-                raise res.invalid(resource, name, f"metadata.{field}", values, "must be a map")
-            for key, value in values.items():
-                problem = res.qualified_name_problem(str(key))
-                if problem:
-                    raise res.invalid(resource, name, f"metadata.{field}", key, problem)
-                if field == "labels":
-                    problem = res.label_value_problem(value)
-                    if problem:
-                        raise res.invalid(resource, name, "metadata.labels", value, problem)
-                elif not isinstance(value, str):
-                    raise res.invalid(
-                        resource, name, f"metadata.annotations[{key}]", value, "must be a string"
-                    )
-        if resource.plural in ("secrets", "configmaps"):
-            for field in ("data", "stringData", "binaryData"):
-                for key in obj.get(field) or {}:
-                    problem = res.config_key_problem(str(key))
-                    if problem:
-                        raise res.invalid(resource, name, f"{field}[{key}]", key, problem)
-
     @classmethod
     def _normalize(cls, resource: Resource, obj: Obj, name: str) -> None:
-        cls._validate(resource, obj, name)
+        res.validate_object(resource, obj, name)
         if resource.plural == "secrets":
             data = obj.setdefault("data", {}) or {}
             obj["data"] = data
@@ -412,11 +385,42 @@ class ObjectStore:
             changed = obj.get("spec") != current.get("spec")
             meta["generation"] = (generation or 0) + (1 if changed else 0) or 1
         self._normalize(resource, obj, name)
+        deleting = bool(meta.get("deletionTimestamp")) and resource.plural != "namespaces"
+        if deleting:
+            self._check_finalizers(resource, name, current, obj)
         if dry_run:
             meta["resourceVersion"] = current["metadata"]["resourceVersion"]
             return copy.deepcopy(obj)
         self._put(key, obj, "MODIFIED", copy.deepcopy(current))
+        if deleting and not meta.get("finalizers"):  # the last finalizer is gone
+            self._drop(key)
         return copy.deepcopy(obj)
+
+    @staticmethod
+    def _check_finalizers(resource: Resource, name: str, current: Obj, obj: Obj) -> None:
+        old = set(current["metadata"].get("finalizers") or [])
+        added = sorted(set(obj["metadata"].get("finalizers") or []) - old)
+        if added:
+            why = (
+                "Forbidden: no new finalizers can be added if the object is being deleted, "
+                f"found new finalizers {json.dumps(added)}"
+            )
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{resource.kind}{"." + resource.group if resource.group else ""} "{name}" '
+                f"is invalid: metadata.finalizers: {why}",
+                name=name,
+                group=resource.group,
+                kind=resource.kind,
+                causes=[
+                    {
+                        "reason": "FieldValueForbidden",
+                        "message": why,
+                        "field": "metadata.finalizers",
+                    }
+                ],
+            )
 
     def patch(
         self,
@@ -492,9 +496,22 @@ class ObjectStore:
                 raise res.not_found(resource, name)
             if resource.plural == "namespaces":
                 return self._terminate(key, obj, dry_run=dry_run)
+            if obj["metadata"].get("finalizers"):  # stays, marked, until they are removed
+                return self._mark_deleted(key, obj, dry_run=dry_run)
             if dry_run:
                 return copy.deepcopy(obj)
             return self._drop(key)
+
+    def _mark_deleted(self, key: Key, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """Set ``deletionTimestamp`` on an object its finalizers keep (lock held)."""
+        if obj["metadata"].get("deletionTimestamp"):
+            return copy.deepcopy(obj)
+        new = copy.deepcopy(obj)
+        new["metadata"]["deletionTimestamp"] = _now()
+        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        if not dry_run:
+            self._put(key, new, "MODIFIED", copy.deepcopy(obj))
+        return copy.deepcopy(new)
 
     def _terminate(self, key: Key, obj: Obj, *, dry_run: bool) -> Obj:
         name = obj["metadata"]["name"]
@@ -515,10 +532,13 @@ class ObjectStore:
         if dry_run:
             return new
         self._put(key, new, "MODIFIED", copy.deepcopy(obj))
+        self._schedule_finalize(name)
+        return copy.deepcopy(new)
+
+    def _schedule_finalize(self, name: str) -> None:
         timer = threading.Timer(self.namespace_finalize_seconds, self.finalize_namespace, [name])
         timer.daemon = True
         timer.start()
-        return copy.deepcopy(new)
 
     def finalize_namespace(self, name: str) -> None:
         """The namespace controller's work on a Terminating namespace: delete what is
@@ -528,8 +548,16 @@ class ObjectStore:
             obj = self._objects.get(key)
             if obj is None or not obj["metadata"].get("deletionTimestamp"):
                 return
+            held = False
             for k in sorted(k for k in self._objects if k[2] == name):
-                self._drop(k)
+                if self._objects[k]["metadata"].get("finalizers"):
+                    self._mark_deleted(k, self._objects[k])
+                    held = True
+                else:
+                    self._drop(k)
+            if held:  # the controller tries again until their finalizers are removed
+                self._schedule_finalize(name)
+                return
             new = copy.deepcopy(obj)
             finalizers = [f for f in new.get("spec", {}).get("finalizers", []) if f != "kubernetes"]
             new.setdefault("spec", {})["finalizers"] = finalizers
