@@ -109,6 +109,8 @@ def test_kubectl_create_get_rbac_and_can_i(kubectl: Run) -> None:
     as_app = ("--as=system:serviceaccount:demo:app", "-n", "demo")
     assert run("auth", "can-i", *as_app, "get", "secrets/db").stdout.strip() == "yes"
     assert run("auth", "can-i", *as_app, "get", "secrets/other", check=False).stdout.strip() == "no"
+    whoami = json.loads(run("auth", "whoami", *as_app, "-o", "json").stdout)
+    assert whoami["status"]["userInfo"]["username"] == "system:serviceaccount:demo:app"
     denied = run(*as_app, "get", "secret", "other", check=False)
     assert denied.returncode != 0
     assert (

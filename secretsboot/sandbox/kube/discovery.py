@@ -66,15 +66,19 @@ def resource_list(group: str, version: str) -> dict[str, Any]:
             }
         )
     if group == "authentication.k8s.io":
-        items.append(
-            {
-                "name": "tokenreviews",
-                "singularName": "tokenreview",
-                "namespaced": False,
-                "kind": "TokenReview",
-                "verbs": ["create"],
-            }
-        )
+        for plural, kind in (
+            ("tokenreviews", "TokenReview"),
+            ("selfsubjectreviews", "SelfSubjectReview"),
+        ):
+            items.append(
+                {
+                    "name": plural,
+                    "singularName": kind.lower(),
+                    "namespaced": False,
+                    "kind": kind,
+                    "verbs": ["create"],
+                }
+            )
     if group == "authorization.k8s.io":
         items.append(
             {

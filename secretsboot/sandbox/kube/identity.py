@@ -184,6 +184,20 @@ class Identity:
             return self._token_review(req)
         if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
             return self._access_review(req, user, "SelfSubjectAccessReview")
+        if path == "/apis/authentication.k8s.io/v1/selfsubjectreviews":  # kubectl auth whoami
+            read_body(req)
+            info: dict[str, Any] = {"username": user.username, "groups": list(user.groups)}
+            if user.uid:
+                info["uid"] = user.uid
+            return Response(
+                201,
+                {
+                    "kind": "SelfSubjectReview",
+                    "apiVersion": "authentication.k8s.io/v1",
+                    "metadata": {"creationTimestamp": None},
+                    "status": {"userInfo": info},
+                },
+            )
         if path == "/apis/authorization.k8s.io/v1/subjectaccessreviews":
             self._authorize(
                 user,

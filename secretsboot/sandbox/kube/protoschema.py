@@ -178,6 +178,9 @@ _AUTH = {
         1: "metadata:ObjectMeta", 2: "spec:TokenReviewSpec", 3: "status:TokenReviewStatus",
     },
     "TokenReviewSpec": {1: "token", 2: "audiences*"},
+    "SelfSubjectReview": {1: "metadata:ObjectMeta", 2: "status:SelfSubjectReviewStatus"},
+    "SelfSubjectReviewStatus": {1: "userInfo:UserInfo"},
+    "UserInfo": {1: "username", 2: "uid", 3: "groups*"},
     "SelfSubjectAccessReview": {
         1: "metadata:ObjectMeta", 2: "spec:SelfSARSpec", 3: "status:SARStatus",
     },
@@ -215,6 +218,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
     ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
     ("authentication.k8s.io/v1", "TokenReview"): "TokenReview",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
     ("authorization.k8s.io/v1", "SubjectAccessReview"): "SubjectAccessReview",
 }
