@@ -109,6 +109,9 @@ def test_kubectl_create_get_rbac_and_can_i(kubectl: Run) -> None:
     as_app = ("--as=system:serviceaccount:demo:app", "-n", "demo")
     assert run("auth", "can-i", *as_app, "get", "secrets/db").stdout.strip() == "yes"
     assert run("auth", "can-i", *as_app, "get", "secrets/other", check=False).stdout.strip() == "no"
+    listed = run("auth", "can-i", "--list", *as_app).stdout.split("\n")
+    assert listed[0].split() == ["Resources", "Non-Resource", "URLs", "Resource", "Names", "Verbs"]
+    assert any(line.split()[:3] == ["secrets", "[]", "[db]"] for line in listed)
     whoami = json.loads(run("auth", "whoami", *as_app, "-o", "json").stdout)
     assert whoami["status"]["userInfo"]["username"] == "system:serviceaccount:demo:app"
     denied = run(*as_app, "get", "secret", "other", check=False)

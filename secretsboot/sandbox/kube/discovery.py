@@ -91,6 +91,15 @@ def resource_list(group: str, version: str) -> dict[str, Any]:
         )
         items.append(
             {
+                "name": "selfsubjectrulesreviews",
+                "singularName": "selfsubjectrulesreview",
+                "namespaced": False,
+                "kind": "SelfSubjectRulesReview",
+                "verbs": ["create"],
+            }
+        )
+        items.append(
+            {
                 "name": "subjectaccessreviews",
                 "singularName": "subjectaccessreview",
                 "namespaced": False,

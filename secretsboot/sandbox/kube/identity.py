@@ -16,7 +16,14 @@ from typing import Any
 from secretsboot.sandbox._http import Request, Response
 from secretsboot.sandbox.kube import resources as res
 from secretsboot.sandbox.kube.bodies import read_body
-from secretsboot.sandbox.kube.rbac import Attributes, UserInfo, authorize, forbidden_message
+from secretsboot.sandbox.kube.rbac import (
+    BASIC_NON_RESOURCE_RULES,
+    Attributes,
+    UserInfo,
+    authorize,
+    forbidden_message,
+    rules_for,
+)
 from secretsboot.sandbox.kube.resources import ApiError
 from secretsboot.sandbox.kube.store import ObjectStore
 from secretsboot.sandbox.tokens import SigningKey, TokenError, jwks, unverified_claims, verify
@@ -184,6 +191,23 @@ class Identity:
             return self._token_review(req)
         if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews":
             return self._access_review(req, user, "SelfSubjectAccessReview")
+        if path == "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews":  # can-i --list
+            spec = (read_body(req) or {}).get("spec") or {}
+            status = {
+                "resourceRules": rules_for(self.store, user, spec.get("namespace") or None),
+                "nonResourceRules": list(BASIC_NON_RESOURCE_RULES),
+                "incomplete": False,
+            }
+            return Response(
+                201,
+                {
+                    "kind": "SelfSubjectRulesReview",
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "metadata": {"creationTimestamp": None},
+                    "spec": spec,
+                    "status": status,
+                },
+            )
         if path == "/apis/authentication.k8s.io/v1/selfsubjectreviews":  # kubectl auth whoami
             read_body(req)
             info: dict[str, Any] = {"username": user.username, "groups": list(user.groups)}

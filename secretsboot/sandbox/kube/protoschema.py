@@ -198,6 +198,14 @@ _AUTH = {
         7: "name",
     },
     "NonResourceAttributes": {1: "path", 2: "verb"},
+    "SelfSubjectRulesReview": {
+        1: "metadata:ObjectMeta", 2: "spec:SelfSubjectRulesReviewSpec", 3: "status:RulesStatus",
+    },
+    "SelfSubjectRulesReviewSpec": {1: "namespace"},
+    "RulesStatus": {
+        1: "resourceRules:PolicyRule*", 2: "nonResourceRules:PolicyRule*", 3: "incomplete:bool",
+        4: "evaluationError",
+    },
     "SARStatus": {1: "allowed:bool", 2: "reason", 3: "evaluationError", 4: "denied:bool"},
     "TokenReviewStatus": {1: "authenticated:bool", 3: "error", 4: "audiences*"},
 }
@@ -221,6 +229,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
     ("authorization.k8s.io/v1", "SubjectAccessReview"): "SubjectAccessReview",
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",
 }
 
 

@@ -101,6 +101,50 @@ def authorize(store: ObjectStore, user: UserInfo, attrs: Attributes) -> bool:
     return False
 
 
+#: what every authenticated user may do (system:basic-user, system:discovery)
+BASIC_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "verbs": ["create"],
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+    },
+    {
+        "verbs": ["create"],
+        "apiGroups": ["authentication.k8s.io"],
+        "resources": ["selfsubjectreviews"],
+    },
+)
+BASIC_NON_RESOURCE_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "verbs": ["get"],
+        "nonResourceURLs": [
+            "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi",
+            "/openapi/*", "/readyz", "/version", "/version/",
+        ],
+    },
+)  # fmt: skip
+
+
+def rules_for(store: ObjectStore, user: UserInfo, namespace: str | None) -> list[dict[str, Any]]:
+    """The rules bound to ``user`` in ``namespace`` (a SelfSubjectRulesReview's
+    ``resourceRules``), the cluster-wide ones included."""
+    if user.is_admin:
+        return [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}, *BASIC_RULES]
+    rules: list[dict[str, Any]] = list(BASIC_RULES)
+    bindings: list[tuple[Any, str | None]] = [
+        (b, None) for b in store.list("clusterrolebindings")["items"]
+    ]
+    if namespace:
+        bindings += [(b, namespace) for b in store.list("rolebindings", namespace)["items"]]
+    for binding, ns in bindings:
+        if any(_subject_matches(s, user, ns) for s in binding.get("subjects") or []):
+            for rule in _rules(store, binding.get("roleRef") or {}, ns):
+                if not rule.get("nonResourceURLs"):
+                    kept = ("verbs", "apiGroups", "resources", "resourceNames")
+                    rules.append({k: rule[k] for k in kept if rule.get(k)})
+    return rules
+
+
 def forbidden_message(user: UserInfo, attrs: Attributes) -> str:
     """The API server's wording of a 403."""
     plural = attrs.resource.split("/")[0]

@@ -352,10 +352,9 @@ class ObjectStore:
                 raise res.conflict(resource, name)
             return self._replace(resource, key, current, obj, dry_run=dry_run)
 
-    def _replace(
-        self, resource: Resource, key: Key, current: Obj, obj: Obj, *, dry_run: bool = False
-    ) -> Obj:
-        name = current["metadata"]["name"]
+    @staticmethod
+    def _check_immutable(resource: Resource, name: str, current: Obj, obj: Obj) -> None:
+        """The fields an update may not change (422, as the API server's validation)."""
         if resource.plural in ("rolebindings", "clusterrolebindings") and obj.get(
             "roleRef"
         ) != current.get("roleRef"):
@@ -370,6 +369,12 @@ class ObjectStore:
             raise res.invalid(
                 resource, name, "data", "<data>", "field is immutable when `immutable` is set"
             )
+
+    def _replace(
+        self, resource: Resource, key: Key, current: Obj, obj: Obj, *, dry_run: bool = False
+    ) -> Obj:
+        name = current["metadata"]["name"]
+        self._check_immutable(resource, name, current, obj)
         meta = obj.setdefault("metadata", {})
         obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
         if resource.plural == "namespaces":  # only the namespace controller changes these
