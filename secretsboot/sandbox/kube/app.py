@@ -6,6 +6,13 @@ serves it over HTTPS.
 Requests and errors follow the real API server: ``Status`` objects with the
 same reasons and messages (``secrets "db" not found``; ``... is forbidden: User
 "system:serviceaccount:ns:sa" cannot get resource "secrets" ...``).
+
+Where things live: ``identity`` (authentication, RBAC checks, token and access
+reviews), ``rest`` (the verbs, ``dryRun``), ``patches`` (merge, JSON and
+strategic merge patch), ``apply`` and ``fields`` (server-side apply,
+``managedFields``), ``watch`` (event window and streams), ``store`` (objects,
+namespace lifecycle, finalizers), ``bodies``/``protobuf``/``tables``/``openapi``
+(wire formats kubectl uses), ``discovery``.
 """
 
 from __future__ import annotations
