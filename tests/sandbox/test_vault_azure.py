@@ -339,3 +339,23 @@ def test_fetchs_vault_backend_logs_in_with_azure_auth(sandbox: Any, orders: Any)
             other.get(Ref.parse("vault://secret/vaz/orders#password"), Deadline.after(20))
     finally:
         other.close()
+
+
+def test_a_rotated_entra_key_is_fetched_again(sandbox: Any, anon: hvac.Client, orders: Any) -> None:
+    """go-oidc refetches the JWKS once when no cached key verifies (Entra rotates keys)."""
+    tokens = sandbox.azure.tokens
+    first = entra_token(sandbox, orders.principal_id, orders.client_id)
+    anon.auth.azure.login("orders", first, use_token=False)  # the old key is cached now
+    old = tokens.key
+    tokens.key = SigningKey.shared("vaz-rotated")
+    try:
+        fresh = entra_token(sandbox, orders.principal_id, orders.client_id)
+        granted = anon.auth.azure.login("orders", fresh, use_token=False)
+        assert granted["auth"]["token_policies"] == ["default", "vaz-orders"]
+        # the retired key is no longer published: its tokens fail after the refetch
+        assert _login_error(anon, "orders", first) == (
+            500,
+            ["failed to verify signature: failed to verify id token signature"],
+        )
+    finally:
+        tokens.key = old
