@@ -10,6 +10,9 @@ newline-delimited JSON over a chunked response:
 - with ``resourceVersion=N``: every change after N; when N is older than the
   window, one ``ERROR`` event carrying a 410 ``Expired`` Status (the real
   server sends it the same way, inside a 200 stream);
+- with ``sendInitialEvents=true`` (client-go's WatchList, kubectl's waits): an
+  ``ADDED`` event per object, then a ``BOOKMARK`` annotated
+  ``k8s.io/initial-events-end``, then every change;
 - ``BOOKMARK`` events every ``bookmark_seconds`` when ``allowWatchBookmarks``;
 - the stream ends after ``timeoutSeconds``.
 
