@@ -59,7 +59,7 @@ def test_dry_run_create_update_patch_delete_persist_nothing(api: client.ApiClien
 
 
 @pytest.mark.parametrize("resource", RESOURCES, ids=lambda r: r.plural)
-def test_dry_run_create_for_every_kind(kube: KubeFake, resource: Resource) -> None:
+def test_dry_run_for_every_kind(kube: KubeFake, resource: Resource) -> None:
     prefix = f"/apis/{resource.group}/{resource.version}" if resource.group else "/api/v1"
     base = (
         f"{prefix}/namespaces/default/{resource.plural}"
@@ -71,6 +71,19 @@ def test_dry_run_create_for_every_kind(kube: KubeFake, resource: Resource) -> No
     code, out = raw(kube, "POST", f"{base}?dryRun=All", body)
     assert (code, out["metadata"]["name"]) == (201, name)
     assert raw(kube, "GET", f"{base}/{name}")[0] == 404
+    code, live = raw(kube, "POST", base, body)
+    assert code == 201
+    labelled = {**body, "metadata": {"name": name, "labels": {"dry": "run"}}}
+    code, out = raw(kube, "PUT", f"{base}/{name}?dryRun=All", labelled)
+    assert (code, out["metadata"]["labels"]["dry"]) == (200, "run")
+    merge = "application/merge-patch+json"
+    patch = {"metadata": {"labels": {"dry": "patch"}}}
+    code, out = raw(kube, "PATCH", f"{base}/{name}?dryRun=All", patch, content_type=merge)
+    assert (code, out["metadata"]["labels"]["dry"]) == (200, "patch")
+    assert raw(kube, "DELETE", f"{base}/{name}?dryRun=All")[0] == 200
+    code, after = raw(kube, "GET", f"{base}/{name}")
+    assert code == 200 and after == live  # nothing of it was stored
+    assert raw(kube, "DELETE", f"{base}/{name}")[0] == 200
 
 
 def test_unknown_dry_run_value_is_the_real_422(api: client.ApiClient) -> None:
