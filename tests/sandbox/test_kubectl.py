@@ -95,6 +95,14 @@ def test_kubectl_create_get_rbac_and_can_i(kubectl: Run) -> None:
         "--resource-name=db")  # fmt: skip
     run("-n", "demo", "create", "rolebinding", "app-read-db", "--role=read-db",
         "--serviceaccount=demo:app")  # fmt: skip
+    run("-n", "demo", "create", "deployment", "api", "--image=api:1", "--port=8080",
+        "--replicas=0")  # fmt: skip
+    shown = ("-o", "json", "--show-managed-fields")
+    api = json.loads(run("-n", "demo", "get", "deployment", "api", *shown).stdout)
+    assert api["spec"]["replicas"] == 0  # a pointer field: its zero survives protobuf
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    assert (container["image"], container["ports"]) == ("api:1", [{"containerPort": 8080}])
+    assert [e["manager"] for e in api["metadata"]["managedFields"]] == ["kubectl-create"]
     secret = json.loads(run("-n", "demo", "get", "secret", "db", "-o", "json").stdout)
     assert secret["type"] == "Opaque" and set(secret["data"]) == {"k"}
     binding = json.loads(
@@ -138,7 +146,7 @@ def test_kubectl_apply_dry_run_and_delete(kubectl: Run, tmp_path: Path) -> None:
     assert run("apply", "-f", str(manifest), "--dry-run=server").stdout.strip() == (
         "deployment.apps/web created (server dry run)"
     )
-    assert run("-n", "demo", "get", "deployments", "-o", "name").stdout.strip() == ""
+    assert run("-n", "demo", "get", "deployment", "web", check=False).returncode != 0
     assert run("apply", "-f", str(manifest)).stdout.strip() == "deployment.apps/web created"
     assert "unchanged" in run("apply", "-f", str(manifest)).stdout
     # a second container and a changed env: kubectl sends a strategic merge patch
