@@ -253,6 +253,13 @@ class FetchConfig(NamedTuple):
                     role=svc.name,
                     # jwt: the projected token with Vault's audience that inject mounts
                     token_path=VAULT_JWT_TOKEN_PATH if method == "jwt" else None,
+                    # azure: the token's audience must be the resource the mount's config
+                    # names, verbatim (Vault compares it as a string)
+                    **(
+                        {"resource": auth_spec.resource}
+                        if method == "azure" and auth_spec is not None
+                        else {}
+                    ),
                 ),
             )
         secrets = tuple(

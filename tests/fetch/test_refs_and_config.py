@@ -297,6 +297,26 @@ def test_from_spec_matches_the_example() -> None:
     assert ingestion.azure is None
 
 
+def test_from_spec_carries_the_vault_azure_resource(tmp_path: Path) -> None:
+    """Vault compares the Entra token's audience to its azure mount's resource
+    verbatim: the pod must ask for the resource the spec names."""
+    text = (EXAMPLE.parent / "drone-delivery-vault-azure.yaml").read_text()
+    assert "resource: https://management.azure.com/\n" in text
+    custom = tmp_path / "spec.yaml"
+    custom.write_text(text.replace(
+        "resource: https://management.azure.com/\n", "resource: https://vault.corp.example/\n"
+    ))  # fmt: skip
+    for path, resource in [
+        (EXAMPLE.parent / "drone-delivery-vault-azure.yaml", "https://management.azure.com/"),
+        (custom, "https://vault.corp.example/"),
+    ]:
+        cfg = FetchConfig.from_spec(load_spec(path), "ingestion")
+        assert cfg.vault is not None and cfg.vault.auth.method == "azure"
+        assert cfg.vault.auth.resource == resource
+        again = FetchConfig.from_dict(yaml.safe_load(cfg.to_yaml()), "cm")
+        assert again.vault is not None and again.vault.auth.resource == resource
+
+
 def test_records_shim_behaves_like_typing_named_tuple() -> None:
     from secretsboot._records import NamedTuple as Shim
 
