@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
@@ -297,3 +298,49 @@ def test_an_access_policy_over_arm_takes_effect_after_the_propagation_delay(
                 return False
 
         assert _until(readable) <= propagation[1] + 3.0
+
+
+def test_a_fresh_identity_needs_principal_type_until_its_principal_replicates(
+    az: AzureFakes,
+    ca: CertificateAuthority,
+    mgmt: dict[str, Any],
+    admin_app: str,
+    propagation: tuple[float, float],
+) -> None:
+    """ARM's replication delay: assigning a role to a just-created identity with a body
+    that has no ``principalType`` (a REST caller's; the SDK's model always sends one) is
+    400 PrincipalNotFound; with it (as provision does) it is accepted."""
+    msi: ManagedServiceIdentityClient = mgmt["msi"]
+    authz: AuthorizationManagementClient = mgmt["authz"]
+    az.set_propagation(10.0, 10.0)  # far longer than the next requests, even under load
+    mi = msi.user_assigned_identities.create_or_update(
+        "rg", "fresh-mi", Identity(location="eastus")
+    )
+    scope = f"/subscriptions/{az.subscription_id}/resourceGroups/rg"
+    role = authz.role_definitions.get(scope, KEY_VAULT_SECRETS_USER)
+    token = _sp_credential(az, ca, admin_app).get_token(ARM_SCOPE).token
+    url = (
+        f"{az.arm_url}{scope}/providers/Microsoft.Authorization/roleAssignments/"
+        f"{uuid.uuid4()}?api-version=2022-04-01"
+    )
+    body = {"properties": {"roleDefinitionId": role.id, "principalId": mi.principal_id}}
+    refused = requests.put(
+        url,
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        verify=str(ca.ca_path),
+        timeout=10,
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "PrincipalNotFound"
+    assert "replication delay" in refused.json()["error"]["message"]
+    created = authz.role_assignments.create(
+        scope,
+        str(uuid.uuid4()),
+        RoleAssignmentCreateParameters(
+            role_definition_id=role.id,
+            principal_id=mi.principal_id,
+            principal_type="ServicePrincipal",
+        ),
+    )
+    assert created.principal_id == mi.principal_id

@@ -290,7 +290,7 @@ class ArmApp(VaultRoutes, FakeApp):
                 existed = identity_id.lower() in self.state.identities
                 tags = data.get("tags") if isinstance(data.get("tags"), dict) else None
                 identity = self.state.create_identity(
-                    rg, name, location=data["location"], tags=tags, by=CALLER.get()
+                    rg, name, location=data["location"], tags=tags, by=CALLER.get(), propagate=True
                 )
                 return Response(200 if existed else 201, identity.arm_body())
             if req.method == "PATCH":

@@ -41,8 +41,11 @@ class IdentityState(StateBase):
         location: str = DEFAULT_LOCATION,
         tags: dict[str, str] | None = None,
         by: str | None = None,
+        propagate: bool = False,
     ) -> Identity:
-        """Create (or return the existing) user-assigned identity ``resource_group/name``."""
+        """Create (or return the existing) user-assigned identity ``resource_group/name``;
+        its service principal replicates after the propagation delay (``propagate``: a
+        create over ARM)."""
         if not NAME_RE.match(name):
             raise StateError(
                 400,
@@ -69,6 +72,8 @@ class IdentityState(StateBase):
                 location=location,
                 tags=dict(tags or {}),
                 system_data=new_system_data(by),
+                # seeded identities stand for old ones: replicated already
+                replicated_at=self.effective_from(propagate=True) if propagate else 0.0,
             )
             self.identities[key] = identity
             return identity
@@ -219,11 +224,13 @@ class IdentityState(StateBase):
             return object_id
 
     def principal_exists(self, object_id: str) -> bool:
-        oid = object_id.lower()
+        """Is ``object_id`` a principal the directory knows (replicated) by now?"""
+        oid, now = object_id.lower(), time.monotonic()
         with self.lock:
-            return any(i.principal_id.lower() == oid for i in self.identities.values()) or any(
-                sp.object_id.lower() == oid for sp in self.service_principals.values()
-            )
+            return any(
+                i.principal_id.lower() == oid and i.replicated_at <= now
+                for i in self.identities.values()
+            ) or any(sp.object_id.lower() == oid for sp in self.service_principals.values())
 
     # ---- IMDS / aad-pod-identity -------------------------------------------------
 

@@ -269,6 +269,9 @@ class Identity:
     tags: dict[str, str] = field(default_factory=dict)
     federated: dict[str, FederatedCredential] = field(default_factory=dict)
     system_data: dict[str, str] = field(default_factory=new_system_data)
+    # time.monotonic() from which its service principal has replicated through the
+    # directory (before that, a role assignment without principalType: PrincipalNotFound)
+    replicated_at: float = 0.0
 
     def arm_body(self) -> dict[str, Any]:
         return {
