@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.identity import ClientSecretCredential
+from azure.keyvault.secrets import SecretClient
 
 from secretsboot.sandbox._http import FakeApp, FakeServer, Request, Response
 from secretsboot.sandbox.azure import AzureFakes
@@ -22,6 +25,44 @@ from secretsboot.sandbox.pki import CertificateAuthority
 from secretsboot.sandbox.tokens import SigningKey, jwks
 
 TOKEN_EXCHANGE = "api://AzureADTokenExchange"
+
+
+def sp_principal(az: AzureFakes) -> tuple[str, str]:
+    """A new app that signs in with the secret ``secret-<app id>``: (app id, object id)."""
+    app_id = str(uuid.uuid4())
+    return app_id, az.add_service_principal(app_id, "secret-" + app_id)
+
+
+def sp_credential(az: AzureFakes, ca_path: Path | str, app_id: str) -> ClientSecretCredential:
+    """The credential of an app made by :func:`sp_principal`, aimed at the Entra fake."""
+    return ClientSecretCredential(
+        az.tenant_id,
+        app_id,
+        "secret-" + app_id,
+        authority=az.authority_host,
+        disable_instance_discovery=True,
+        connection_verify=str(ca_path),
+    )
+
+
+def sp_secret_client(az: AzureFakes, ca_path: Path | str, vault: str, app_id: str) -> SecretClient:
+    """``SecretClient`` of vault ``vault`` as app ``app_id``: endpoint, credential, CA only."""
+    return SecretClient(
+        az.keyvault_url(vault),
+        sp_credential(az, ca_path, app_id),
+        verify_challenge_resource=False,
+        connection_verify=str(ca_path),
+    )
+
+
+def read_or_denial(client: SecretClient, name: str) -> tuple[int, str]:
+    """``(200, "allowed")`` when ``name`` reads, else the denial's status and inner code."""
+    try:
+        client.get_secret(name)
+    except HttpResponseError as exc:
+        assert exc.error is not None and exc.error.code == "Forbidden", exc
+        return exc.status_code or 0, (exc.error.innererror or {}).get("code", "")
+    return 200, "allowed"
 
 
 class OidcIssuer(FakeApp):

@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 import requests
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.identity import ClientSecretCredential
-from azure.keyvault.secrets import SecretClient
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
 from azure.mgmt.keyvault import KeyVaultManagementClient
@@ -25,6 +23,7 @@ from secretsboot.sandbox.azure import KEY_VAULT_SECRETS_USER, AzureFakes
 from secretsboot.sandbox.pki import CertificateAuthority
 
 from . import azure_helpers
+from .azure_helpers import read_or_denial, sp_credential, sp_principal, sp_secret_client
 
 azure_dir, ca, az = azure_helpers.azure_dir, azure_helpers.ca, azure_helpers.az
 
@@ -33,22 +32,9 @@ CANARY = "CANARY-arm-" + uuid.uuid4().hex[:8]
 ISSUER = "https://oidc.example.invalid/cluster"  # stored only
 
 
-def _sp_credential(az: AzureFakes, ca: CertificateAuthority, app_id: str) -> ClientSecretCredential:
-    return ClientSecretCredential(
-        az.tenant_id,
-        app_id,
-        "secret-" + app_id,
-        authority=az.authority_host,
-        disable_instance_discovery=True,
-        connection_verify=str(ca.ca_path),
-    )
-
-
 @pytest.fixture(scope="module")
 def admin_app(az: AzureFakes) -> str:
-    app_id = str(uuid.uuid4())
-    az.add_service_principal(app_id, "secret-" + app_id)
-    return app_id
+    return sp_principal(az)[0]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +45,7 @@ def mgmt(az: AzureFakes, ca: CertificateAuthority, admin_app: str) -> dict[str, 
         "connection_verify": str(ca.ca_path),
         "retry_total": 0,
     }
-    cred = _sp_credential(az, ca, admin_app)
+    cred = sp_credential(az, ca.ca_path, admin_app)
     return {
         "kv": KeyVaultManagementClient(cred, az.subscription_id, **kwargs),
         "msi": ManagedServiceIdentityClient(cred, az.subscription_id, **kwargs),
@@ -127,19 +113,13 @@ def test_recovered_vault_comes_back_with_its_secrets(
 ) -> None:
     client: KeyVaultManagementClient = mgmt["kv"]
     _create_vault(client, az, "recover-kv", enable_rbac_authorization=True)
-    app_id = str(uuid.uuid4())
-    oid = az.add_service_principal(app_id, "secret-" + app_id)
+    app_id, oid = sp_principal(az)
     az.assign_role(az.vault_id("recover-kv"), oid, KEY_VAULT_SECRETS_USER)
     az.set_secret("recover-kv", "db", CANARY)
     client.vaults.delete("rg", "recover-kv")
     recovered = _create_vault(client, az, "recover-kv", create_mode="recover")
     assert recovered.name == "recover-kv"
-    with SecretClient(
-        az.keyvault_url("recover-kv"),
-        _sp_credential(az, ca, app_id),
-        verify_challenge_resource=False,
-        connection_verify=str(ca.ca_path),
-    ) as secrets:
+    with sp_secret_client(az, ca.ca_path, "recover-kv", app_id) as secrets:
         assert secrets.get_secret("db").value == CANARY
 
 
@@ -202,13 +182,19 @@ def test_role_assignment_flow(az: AzureFakes, mgmt: dict[str, Any]) -> None:
         authz.role_assignments.get(scope, name)
 
 
-def _until(predicate: Any, timeout: float = 5.0) -> float:
-    """Seconds until ``predicate()`` is true (it must become true within ``timeout``)."""
-    t0 = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - t0 < timeout, "the grant never took effect"
-        time.sleep(0.05)
-    return time.monotonic() - t0
+def _denied_then_read(
+    az: AzureFakes, ca: CertificateAuthority, vault: str, app_id: str, inner: str
+) -> float:
+    """The first read is denied with ``inner``; then reads are retried until one
+    succeeds (within 5 s). Returns the seconds from the denial to the read."""
+    with sp_secret_client(az, ca.ca_path, vault, app_id) as secrets:
+        assert read_or_denial(secrets, "db") == (403, inner)
+        t0 = time.monotonic()
+        while read_or_denial(secrets, "db") != (200, "allowed"):
+            assert time.monotonic() - t0 < 5.0, "the grant never took effect"
+            time.sleep(0.05)
+        assert secrets.get_secret("db").value == CANARY
+        return time.monotonic() - t0
 
 
 def test_a_role_assignment_over_arm_takes_effect_after_the_propagation_delay(
@@ -219,8 +205,7 @@ def test_a_role_assignment_over_arm_takes_effect_after_the_propagation_delay(
 ) -> None:
     az.create_keyvault("late-rbac-kv")
     az.set_secret("late-rbac-kv", "db", CANARY)
-    app_id = str(uuid.uuid4())
-    oid = az.add_service_principal(app_id, "secret-" + app_id)
+    app_id, oid = sp_principal(az)
     authz: AuthorizationManagementClient = mgmt["authz"]
     role = authz.role_definitions.get(az.vault_id("late-rbac-kv"), KEY_VAULT_SECRETS_USER)
     t0 = time.monotonic()
@@ -229,24 +214,7 @@ def test_a_role_assignment_over_arm_takes_effect_after_the_propagation_delay(
         str(uuid.uuid4()),
         RoleAssignmentCreateParameters(role_definition_id=role.id, principal_id=oid),
     )
-    with SecretClient(
-        az.keyvault_url("late-rbac-kv"),
-        _sp_credential(az, ca, app_id),
-        verify_challenge_resource=False,
-        connection_verify=str(ca.ca_path),
-    ) as secrets:
-        with pytest.raises(HttpResponseError) as first:
-            secrets.get_secret("db")
-        assert first.value.error is not None
-        assert first.value.error.innererror == {"code": "ForbiddenByRbac"}
-
-        def readable() -> bool:
-            try:
-                return secrets.get_secret("db").value == CANARY
-            except HttpResponseError:
-                return False
-
-        _until(readable)
+    _denied_then_read(az, ca, "late-rbac-kv", app_id, "ForbiddenByRbac")
     assert propagation[0] <= time.monotonic() - t0 <= propagation[1] + 3.0
 
 
@@ -259,8 +227,7 @@ def test_an_access_policy_over_arm_takes_effect_after_the_propagation_delay(
     client: KeyVaultManagementClient = mgmt["kv"]
     _create_vault(client, az, "late-policy-kv", enable_rbac_authorization=False)
     az.set_secret("late-policy-kv", "db", CANARY)
-    app_id = str(uuid.uuid4())
-    oid = az.add_service_principal(app_id, "secret-" + app_id)
+    app_id, oid = sp_principal(az)
     client.vaults.update_access_policy(
         "rg",
         "late-policy-kv",
@@ -280,24 +247,9 @@ def test_an_access_policy_over_arm_takes_effect_after_the_propagation_delay(
     # ARM shows the policy at once; Key Vault honours it only after the delay
     policies = client.vaults.get("rg", "late-policy-kv").properties.access_policies
     assert [p.object_id for p in policies] == [oid]
-    with SecretClient(
-        az.keyvault_url("late-policy-kv"),
-        _sp_credential(az, ca, app_id),
-        verify_challenge_resource=False,
-        connection_verify=str(ca.ca_path),
-    ) as secrets:
-        with pytest.raises(HttpResponseError) as first:
-            secrets.get_secret("db")
-        assert first.value.error is not None
-        assert first.value.error.innererror == {"code": "AccessDenied"}
-
-        def readable() -> bool:
-            try:
-                return secrets.get_secret("db").value == CANARY
-            except HttpResponseError:
-                return False
-
-        assert _until(readable) <= propagation[1] + 3.0
+    assert _denied_then_read(az, ca, "late-policy-kv", app_id, "AccessDenied") <= (
+        propagation[1] + 3.0
+    )
 
 
 def test_a_fresh_identity_needs_principal_type_until_its_principal_replicates(
@@ -318,7 +270,7 @@ def test_a_fresh_identity_needs_principal_type_until_its_principal_replicates(
     )
     scope = f"/subscriptions/{az.subscription_id}/resourceGroups/rg"
     role = authz.role_definitions.get(scope, KEY_VAULT_SECRETS_USER)
-    token = _sp_credential(az, ca, admin_app).get_token(ARM_SCOPE).token
+    token = sp_credential(az, ca.ca_path, admin_app).get_token(ARM_SCOPE).token
     url = (
         f"{az.arm_url}{scope}/providers/Microsoft.Authorization/roleAssignments/"
         f"{uuid.uuid4()}?api-version=2022-04-01"

@@ -10,51 +10,26 @@ from collections.abc import Iterator
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
 
 from secretsboot.sandbox.azure import KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, AzureFakes
 from secretsboot.sandbox.pki import CertificateAuthority
 
 from . import azure_helpers
+from .azure_helpers import sp_principal, sp_secret_client
 
 azure_dir, ca, az = azure_helpers.azure_dir, azure_helpers.ca, azure_helpers.az
 
 CANARY = "CANARY-kv-" + uuid.uuid4().hex[:8]
 
 
-def _credential(az: AzureFakes, ca: CertificateAuthority, app_id: str) -> ClientSecretCredential:
-    return ClientSecretCredential(
-        az.tenant_id,
-        app_id,
-        "S3cret-" + app_id,
-        authority=az.authority_host,
-        disable_instance_discovery=True,
-        connection_verify=str(ca.ca_path),
-    )
-
-
-def _client(az: AzureFakes, ca: CertificateAuthority, vault: str, app_id: str) -> SecretClient:
-    return SecretClient(
-        az.keyvault_url(vault),
-        _credential(az, ca, app_id),
-        verify_challenge_resource=False,
-        connection_verify=str(ca.ca_path),
-    )
-
-
-def _principal(az: AzureFakes) -> tuple[str, str]:
-    app_id = str(uuid.uuid4())
-    return app_id, az.add_service_principal(app_id, "S3cret-" + app_id)
-
-
 @pytest.fixture(scope="module")
 def client(az: AzureFakes, ca: CertificateAuthority) -> Iterator[SecretClient]:
     """A Secrets Officer on an RBAC vault of its own."""
     az.create_keyvault("samples-kv")
-    app_id, oid = _principal(az)
+    app_id, oid = sp_principal(az)
     az.assign_role(az.vault_id("samples-kv"), oid, KEY_VAULT_SECRETS_OFFICER)
-    with _client(az, ca, "samples-kv", app_id) as c:
+    with sp_secret_client(az, ca.ca_path, "samples-kv", app_id) as c:
         yield c
 
 
@@ -198,10 +173,10 @@ def test_access_policy_denial_is_access_denied_per_permission(
 ) -> None:
     az.create_keyvault("policy-kv", mode="access-policy")
     az.set_secret("policy-kv", "db", CANARY)
-    app_id, oid = _principal(az)
+    app_id, oid = sp_principal(az)
     az.assign_role(az.vault_id("policy-kv"), oid, KEY_VAULT_SECRETS_USER)  # ignored in this mode
     az.add_access_policy("policy-kv", oid, ["list"])
-    with _client(az, ca, "policy-kv", app_id) as c:
+    with sp_secret_client(az, ca.ca_path, "policy-kv", app_id) as c:
         assert [p.name for p in c.list_properties_of_secrets()] == ["db"]
         with pytest.raises(HttpResponseError) as info:
             c.get_secret("db")

@@ -33,12 +33,11 @@ from typing import Any
 
 import pytest
 import requests
-from azure.core.exceptions import HttpResponseError
-from azure.identity import ClientSecretCredential
-from azure.keyvault.secrets import SecretClient
 
 from secretsboot.sandbox.azure import KEY_VAULT_SECRETS_USER
 from secretsboot.sandbox.stack import TEST_PROPAGATION
+
+from .azure_helpers import read_or_denial, sp_principal, sp_secret_client
 
 EXCHANGE = "api://AzureADTokenExchange"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -79,32 +78,13 @@ def _kv_denial(sb: Any, mode: str, setup: Callable[[Any, str, str], None]) -> tu
     vault = _name("deny")
     az.create_keyvault(vault, mode=mode)
     az.set_secret(vault, "db", CANARY)
-    app_id = str(uuid.uuid4())
-    oid = az.add_service_principal(app_id, "secret-" + app_id)
+    app_id, oid = sp_principal(az)
     setup(az, vault, oid)
-    cred = ClientSecretCredential(
-        az.tenant_id,
-        app_id,
-        "secret-" + app_id,
-        authority=az.authority_host,
-        disable_instance_discovery=True,
-        connection_verify=str(sb.ca_path),
-    )
-    with SecretClient(
-        az.keyvault_url(vault),
-        cred,
-        verify_challenge_resource=False,
-        connection_verify=str(sb.ca_path),
-    ) as client:
-        try:
-            client.get_secret("db")
-        except HttpResponseError as exc:
-            assert CANARY not in str(exc)
-            assert exc.error is not None and exc.error.code == "Forbidden"
-            return exc.status_code or 0, (exc.error.innererror or {}).get("code", "")
-        finally:
-            az.set_keyvault_firewall(vault, closed=False)
-    return 200, "allowed"
+    try:
+        with sp_secret_client(az, sb.ca_path, vault, app_id) as client:
+            return read_or_denial(client, "db")
+    finally:
+        az.set_keyvault_firewall(vault, closed=False)
 
 
 def _no_role(az: Any, vault: str, oid: str) -> None:
