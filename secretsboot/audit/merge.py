@@ -461,8 +461,9 @@ class _SarifResults:
         from secretsboot.audit.report._stream import encode
         from secretsboot.audit.report.sarif import LEVEL
 
-        self.index = {rid: i for i, rid in enumerate(sorted(RULES))}
+        self.index = {rid: f',"ruleIndex":{i}' for i, rid in enumerate(sorted(RULES))}
         self.levels = LEVEL
+        self.level_of: dict[str, str] = {}  # severity as written -> the encoded SARIF level
         self.encode = encode
         self.name: str | None = None
         self.results: list[str] = []
@@ -470,7 +471,34 @@ class _SarifResults:
     def add(self, doc: dict[str, Any], name: str) -> None:
         if self.name is None:
             self.name = name
-        self.results.append(self.encode(_sarif_result(doc, self.name, self.index, self.levels)))
+        self.results.append(self.text(doc, self.name))
+
+    def text(self, doc: dict[str, Any], cluster: str) -> str:
+        """The SARIF result of one finding, as :func:`encode` writes the object
+        ``ruleId, level, message, locations, partialFingerprints, properties[, ruleIndex]
+        [, suppressions][, baselineState]``, put together from its encoded values."""
+        enc = self.encode
+        ev = doc.get("evidence") or {}
+        rule = str(doc.get("rule_id"))
+        severity = str(doc.get("severity", "info"))
+        level = self.level_of.get(severity)
+        if level is None:
+            level = self.level_of[severity] = enc(self.levels[Severity.parse(severity)])
+        message = enc(f"[{cluster}] {doc.get('message', '')}")
+        where = enc(f"{cluster}/{ev.get('object', '')}")
+        fingerprint = enc(str(doc.get("fingerprint", "")))
+        out = (
+            f'{{"ruleId":{enc(rule)},"level":{level},"message":{{"text":{message}}},'
+            f'"locations":[{{"logicalLocations":[{{"fullyQualifiedName":{where},'
+            f'"kind":"object"}}]}}],"partialFingerprints":{{"secretsboot/v1":{fingerprint}}},'
+            f'"properties":{{"cluster":{enc(cluster)},"severity":{enc(doc.get("severity"))}}}'
+            + self.index.get(rule, "")
+        )
+        if doc.get("suppressed"):
+            out += ',"suppressions":[{"kind":"external","status":"accepted"}]'
+        if doc.get("baseline"):
+            out += ',"baselineState":"unchanged"'
+        return out + "}"
 
 
 def condense_sarif(path: str) -> tuple[Part, str, str]:
@@ -503,34 +531,6 @@ def sarif_run(job: tuple[str, str]) -> str:
             if member == "findings":
                 results.add(_loads(item, file) if isinstance(item, str) else item, name)
     return _run_text(name, results.results)
-
-
-def _sarif_result(
-    doc: dict[str, Any], cluster: str, index: dict[str, int], levels: dict[Severity, str]
-) -> dict[str, Any]:
-    ev = doc.get("evidence") or {}
-    rule = str(doc.get("rule_id"))
-    out: dict[str, Any] = {
-        "ruleId": rule,
-        "level": levels[Severity.parse(str(doc.get("severity", "info")))],
-        "message": {"text": f"[{cluster}] {doc.get('message', '')}"},
-        "locations": [
-            {
-                "logicalLocations": [
-                    {"fullyQualifiedName": f"{cluster}/{ev.get('object', '')}", "kind": "object"}
-                ]
-            }
-        ],
-        "partialFingerprints": {"secretsboot/v1": str(doc.get("fingerprint", ""))},
-        "properties": {"cluster": cluster, "severity": doc.get("severity")},
-    }
-    if rule in index:
-        out["ruleIndex"] = index[rule]
-    if doc.get("suppressed"):
-        out["suppressions"] = [{"kind": "external", "status": "accepted"}]
-    if doc.get("baseline"):
-        out["baselineState"] = "unchanged"
-    return out
 
 
 RENDERERS: dict[str, Callable[[Fleet], str]] = {

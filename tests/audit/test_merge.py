@@ -200,3 +200,35 @@ def test_one_pass_sarif_is_the_two_pass_sarif(fleet_inputs: list[Path], parallel
     assert one.getvalue() == two.getvalue()
     assert f"aks-east ({fleet_inputs[5]})" in fleet.clusters  # its run written again, renamed
     assert f'"id":"aks-east ({fleet_inputs[5]})/"' in one.getvalue()
+
+
+def test_sarif_result_text_is_the_encoded_result_object() -> None:
+    from secretsboot.audit.merge import _SarifResults
+    from secretsboot.audit.report._stream import encode
+
+    base = {
+        "rule_id": "SB102",
+        "severity": "high",
+        "message": 'literal "DB_PASSWORD" in café',
+        "evidence": {"object": "Deployment/shop/api"},
+        "fingerprint": "abc123",
+    }
+    cases = [
+        (base, None),
+        ({**base, "suppressed": True, "baseline": True}, ["suppressions", "baselineState"]),
+        ({**base, "rule_id": "SB999", "severity": "low"}, None),
+        ({"rule_id": "SB101"}, None),
+    ]
+    results = _SarifResults()
+    for doc, extra in cases:
+        text = results.text(doc, 'east "1"')
+        parsed = json.loads(text)
+        assert encode(parsed) == text  # the encoder's own bytes, keys in its order
+        keys = ["ruleId", "level", "message", "locations", "partialFingerprints", "properties"]
+        if doc["rule_id"] != "SB999":
+            keys.append("ruleIndex")
+        assert list(parsed) == keys + (extra or [])
+        assert parsed["message"]["text"] == f'[east "1"] {doc.get("message", "")}'
+        assert parsed["properties"] == {"cluster": 'east "1"', "severity": doc.get("severity")}
+        where = parsed["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
+        assert where == f'east "1"/{doc.get("evidence", {}).get("object", "")}'
