@@ -131,7 +131,10 @@ def _merge(reports: list[str], output: ReportFormat, out: Path | None, say: _Say
     from secretsboot.audit import merge
 
     if not reports:
-        raise BadInputError("audit merge: no report given", hint="give JSON reports to merge")
+        raise BadInputError(
+            "audit merge: no report given",
+            hint="give JSON reports to merge (to audit a folder named merge: ./merge)",
+        )
     if output is ReportFormat.JSON:
         raise BadInputError(
             "audit merge: -o json is not a fleet format",
@@ -194,7 +197,8 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Argument(
                 help="Manifest files or folders (recursive); '-' reads stdin. "
-                "`audit merge REPORT.json...` merges JSON reports into a fleet report.",
+                "`audit merge REPORT.json...` merges JSON reports into a fleet report "
+                "(a folder named merge: ./merge).",
                 show_default=False,
             ),
         ] = None,
@@ -278,7 +282,7 @@ def register(app: typer.Typer) -> None:
         `secretsboot audit merge west.json east.json -o html --out fleet.html`.
         """
         say = _Say(_quiet(quiet))
-        if paths and paths[0] == "merge" and not Path("merge").exists():
+        if paths and paths[0] == "merge":  # the subcommand; a folder so named: ./merge
             _merge(paths[1:], output, out, say)
             return
         from secretsboot.audit import engine

@@ -8,14 +8,33 @@
 
 ``values`` maps each secret's name to a :class:`~secretsboot.secret.SecretValue`.
 The CLI (``secretsboot fetch`` / ``secretsboot run``) is a thin layer over these.
+
+Names load lazily: importing a submodule (the CLI imports ``secretsboot.fetch._cli``
+for ``fetch --help`` and to list the command) does not load the runtime, the
+transport or TLS.
 """
 
 from __future__ import annotations
 
-from secretsboot.contract import FetchConfig, SecretEntry, resolve_config
-from secretsboot.fetch.check import CheckResult, check_secrets
-from secretsboot.fetch.runtime import env_for, fetch_secrets
-from secretsboot.fetch.writer import OutputFile, publish, write_secrets
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from secretsboot.contract import FetchConfig, SecretEntry, resolve_config
+    from secretsboot.fetch.check import CheckResult, check_secrets
+    from secretsboot.fetch.runtime import env_for, fetch_secrets
+    from secretsboot.fetch.writer import OutputFile, publish, write_secrets
+
+_LAZY = {
+    "FetchConfig": "secretsboot.contract",
+    "SecretEntry": "secretsboot.contract",
+    "resolve_config": "secretsboot.contract",
+    "CheckResult": "secretsboot.fetch.check",
+    "check_secrets": "secretsboot.fetch.check",
+    "env_for": "secretsboot.fetch.runtime",
+    "fetch_secrets": "secretsboot.fetch.runtime",
+    "OutputFile": "secretsboot.fetch.writer",
+    "publish": "secretsboot.fetch.writer",
+    "write_secrets": "secretsboot.fetch.writer",
+}
 
 __all__ = [
     "CheckResult",
@@ -29,3 +48,14 @@ __all__ = [
     "resolve_config",
     "write_secrets",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'secretsboot.fetch' has no attribute '{name}'")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -108,6 +108,23 @@ def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert merge(capsys, str(tmp_path / "missing.json"))[0] == 2
 
 
+def test_merge_is_the_subcommand_even_beside_a_folder_named_merge(
+    capsys: pytest.CaptureFixture[str],
+    reports: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "merge").mkdir()
+    (tmp_path / "merge" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = merge(capsys, *map(str, reports))
+    assert code == 0 and "aks-" in out  # the fleet, not an audit of ./merge
+    code, _, err = merge(capsys)
+    assert code == 2 and "./merge" in err
+
+
 @pytest.fixture(scope="module")
 def fleet_inputs(reports: list[Path], tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Many reports: copies of the two under other cluster names, one name twice, one copy

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from secretsboot.audit.model import AuditResult
-from secretsboot.audit.report import html_report, json_report, markdown, sarif, table
+from secretsboot.audit.report import html_report, json_report, markdown, sarif
 from secretsboot.audit.report._common import RenderOptions
 
 __all__ = ["FORMATS", "STREAMING", "RenderOptions", "render", "render_to"]
@@ -36,8 +36,17 @@ __all__ = ["FORMATS", "STREAMING", "RenderOptions", "render", "render_to"]
 Formatter = Callable[..., str]
 Writer = Callable[..., None]
 
+
+def _table(result: AuditResult, *, options: RenderOptions | None = None) -> str:
+    """The table format, loaded when asked for: it draws with rich, whose import
+    costs a run that writes JSON for CI a sixth of its start-up."""
+    from secretsboot.audit.report import table
+
+    return table.render(result, options=options)
+
+
 FORMATS: dict[str, Formatter] = {
-    "table": table.render,
+    "table": _table,
     "json": json_report.render,
     "markdown": markdown.render,
     "html": html_report.render,
