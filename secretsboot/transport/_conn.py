@@ -106,7 +106,7 @@ def ssl_context(
         return ctx
 
 
-def resolve(
+def look_up(
     host: str, port: int, deadline: Deadline, getaddrinfo: Callable[..., Any] = socket.getaddrinfo
 ) -> list[Any]:
     """``getaddrinfo`` for a TCP connection, bounded by the deadline.
@@ -146,7 +146,7 @@ def resolve(
 def _open_socket(host: str, port: int, deadline: Deadline) -> _DeadlineSocket:
     """``socket.create_connection`` bounded by the deadline, as a :class:`_DeadlineSocket`."""
     error: OSError | None = None
-    for family, kind, proto, _, address in resolve(host, port, deadline):
+    for family, kind, proto, _, address in look_up(host, port, deadline):
         sock = _DeadlineSocket(family, kind, proto)
         try:
             sock.settimeout(deadline.left())

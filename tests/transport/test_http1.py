@@ -195,7 +195,7 @@ def test_a_dns_server_that_never_answers_cannot_outlast_the_deadline() -> None:
     import threading
     import time
 
-    from secretsboot.transport._conn import resolve
+    from secretsboot.transport._conn import look_up
 
     release = threading.Event()
     calls: list[int] = []
@@ -210,7 +210,7 @@ def test_a_dns_server_that_never_answers_cannot_outlast_the_deadline() -> None:
     started = time.monotonic()
     try:
         with pytest.raises(TimeoutError, match=r"resolving vault\.example timed out"):
-            resolve("vault.example", 443, Deadline.after(0.3), getaddrinfo=unanswered)
+            look_up("vault.example", 443, Deadline.after(0.3), getaddrinfo=unanswered)
     finally:
         release.set()
     assert 0.25 < time.monotonic() - started < 2.0
@@ -218,7 +218,7 @@ def test_a_dns_server_that_never_answers_cannot_outlast_the_deadline() -> None:
 
 
 def test_an_ip_address_is_not_looked_up() -> None:
-    from secretsboot.transport._conn import resolve
+    from secretsboot.transport._conn import look_up
 
     def no_lookup(host: object, port: int, *args: int) -> list[object]:
         import socket
@@ -226,7 +226,7 @@ def test_an_ip_address_is_not_looked_up() -> None:
         assert args[-1] & socket.AI_NUMERICHOST, "a DNS lookup for an address"
         return socket.getaddrinfo(host, port, *args)  # type: ignore[arg-type]
 
-    assert resolve("127.0.0.1", 8200, Deadline.after(1), getaddrinfo=no_lookup)[0][4] == (
+    assert look_up("127.0.0.1", 8200, Deadline.after(1), getaddrinfo=no_lookup)[0][4] == (
         "127.0.0.1",
         8200,
     )
