@@ -15,6 +15,8 @@ Names load lazily, so importing this package costs nothing on the init path.
 
 from __future__ import annotations
 
+from secretsboot._lazy import lazy_names
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from secretsboot.errors import SecretsbootError
@@ -43,12 +45,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'secretsboot' has no attribute '{name}'")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY, globals())

@@ -36,6 +36,7 @@ FLOORS: dict[str, int] = {
     "_records": 0,
     "_yaml": 0,
     "_fs": 0,
+    "_lazy": 0,
     "interval": 0,
     "transport": 1,
     "identity": 2,

@@ -16,6 +16,8 @@ transport or TLS.
 
 from __future__ import annotations
 
+from secretsboot._lazy import lazy_names
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from secretsboot.contract import FetchConfig, SecretEntry, resolve_config
@@ -50,12 +52,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'secretsboot.fetch' has no attribute '{name}'")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY, globals())
