@@ -49,6 +49,25 @@ def pod(sandbox: Any, open_tmp: Path) -> Pod:
     return p
 
 
+def installed_for_others(folder: Path) -> tuple[list[str], dict[str, str]]:
+    """secretsboot (and PyYAML) copied into ``folder`` readable by every uid, as the
+    init image lays them out in /opt/secretsboot/lib: the checkout and its venv may sit
+    in a folder other uids cannot enter (``mktemp -d`` makes 0700 ones). Returns the
+    interpreter's argv prefix (no site-packages: only the stdlib and this copy) and the
+    environment entries that point it there."""
+    import yaml
+
+    import secretsboot
+
+    lib = folder / "lib"
+    skip = shutil.ignore_patterns("__pycache__", "sandbox", "audit", "provision", "cli")
+    shutil.copytree(Path(secretsboot.__file__).parent, lib / "secretsboot", ignore=skip)
+    shutil.copytree(Path(yaml.__file__).parent, lib / "yaml", ignore=skip)
+    for path in [lib, *lib.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return [sys.executable, "-S"], {"PYTHONPATH": str(lib), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def readable_by_others(pod: Pod, sandbox: Any) -> None:
     """Give uid 10001 what a pod gives it: its token files, the CA, the config."""
     ca = pod.folder / "ca.pem"
@@ -83,10 +102,11 @@ def test_fetch_as_10001_in_kubelets_emptydir_and_other_uids_cannot_read(
     cfg.chmod(0o644)
     out = _emptydir(pod.folder, shape)
     groups = [FS_GROUP] if shape == "fsgroup" else None
-    fetch = [sys.executable, "-m", "secretsboot", "fetch", "--config", str(cfg), "--out", str(out)]
+    python, env = installed_for_others(pod.folder)
+    fetch = [*python, "-m", "secretsboot", "fetch", "--config", str(cfg), "--out", str(out)]
 
     for _round in range(2):  # a first publish, then a swap over the existing set
-        result = as_user(FETCH_UID, groups, fetch, pod.env)
+        result = as_user(FETCH_UID, groups, fetch, {**pod.env, **env})
         assert result.returncode == 0, result.stderr
         assert "CANARY" not in result.stdout + result.stderr
         assert (out / "db-password").read_text() == values["db-password"]
