@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from secretsboot import __version__
+from secretsboot.audit import _sharded
 from secretsboot.audit.classify import classify, not_a_workload
 from secretsboot.audit.loader import LoadResult, load, no_gc
 from secretsboot.audit.model import AuditResult, Finding, Severity, Workload, display_path
@@ -93,8 +94,11 @@ def _run(loaded: LoadResult, options: AuditOptions) -> AuditResult:
     policy, suppressions, baseline = _load_governance(options)
     trusted = options.trusted_registries or tuple(policy.trusted_registries)
     index = Index(loaded.manifests, trusted_registries=trusted)
-    workloads = classify_all(index, loaded)
-    findings = _detect(index, workloads)
+    if isinstance(loaded, _sharded.ShardedLoad):
+        workloads, findings = _sharded.run(loaded, index)
+    else:
+        workloads = classify_all(index, loaded)
+        findings = _detect(index, workloads)
     result = AuditResult(
         workloads=workloads,
         findings=findings,
@@ -117,6 +121,19 @@ def _run(loaded: LoadResult, options: AuditOptions) -> AuditResult:
     return governed
 
 
+def load_input(
+    paths: Sequence[str | Path], *, stdin: TextIO | None = None, kustomize: bool = False
+) -> LoadResult:
+    """Read what :func:`run` audits: a large folder in shards (see :mod:`._sharded`:
+    flat memory, both cores), anything else whole (:func:`~.loader.load`)."""
+    if "-" not in [str(p) for p in paths] and all(Path(p).exists() for p in paths):
+        with no_gc():
+            sharded = _sharded.load([Path(p) for p in paths], kustomize=kustomize)
+        if sharded is not None:
+            return sharded
+    return load(paths, stdin=stdin, kustomize=kustomize)
+
+
 def audit_paths(
     paths: Sequence[str | Path],
     options: AuditOptions | None = None,
@@ -124,7 +141,7 @@ def audit_paths(
     stdin: TextIO | None = None,
 ) -> AuditResult:
     """Load ``paths`` (``-`` = stdin) and audit them."""
-    return run(load(paths, stdin=stdin), options)
+    return run(load_input(paths, stdin=stdin), options)
 
 
 AS_WRITTEN = "(audited as written)"

@@ -89,8 +89,20 @@ def _key(env_key: str | None, env_file: str | None, default: str) -> bytes:
     return _read_or_create(Path(default)) or secrets.token_bytes(32)
 
 
+_pinned: bytes | None = None
+
+
+def pin_key(key: bytes) -> None:
+    """Use ``key`` in this process from now on: the workers of one audit take their
+    parent's, so a run with a random key (a read-only home) still agrees with itself."""
+    global _pinned
+    _pinned = key
+
+
 def audit_key() -> bytes:
     """The key fingerprints are made with (see the module docstring)."""
+    if _pinned is not None:
+        return _pinned
     return _key(
         os.environ.get(ENV_KEY) or None,
         os.environ.get(ENV_KEY_FILE) or None,

@@ -112,13 +112,18 @@ class Loader:
 
     def _kustomize(self, files: list[Path]) -> list[Path]:
         """Render kustomize folders (when asked) and return the files left to read."""
+        return self.unrendered(files) if not self.kustomize else self._render(files)
+
+    def unrendered(self, files: list[Path]) -> list[Path]:
+        """``files`` as read without kustomize: its folders counted as skipped, still read."""
         found = kustomize.folders(files)
-        if not found:
-            return files
-        if not self.kustomize:
+        if found:
             self.result.skip(kustomize.NOT_RENDERED)
             self.result.coverage.skipped[kustomize.NOT_RENDERED] += len(found) - 1
-            return files
+        return files
+
+    def _render(self, files: list[Path]) -> list[Path]:
+        found = kustomize.folders(files)
         for folder in sorted(found):
             name = f"{folder} (kubectl kustomize)"
             text, error = kustomize.render(folder)
@@ -143,14 +148,9 @@ class Loader:
 
     def merge(self, other: LoadResult) -> None:
         """Add what another loader read (a worker's batch of files)."""
-        mine, theirs = self.result.coverage, other.coverage
         self.result.manifests.extend(other.manifests)
         self.result.errors.extend(other.errors)
-        mine.files += theirs.files
-        mine.documents += theirs.documents
-        mine.objects += theirs.objects
-        for reason, n in theirs.skipped.items():
-            mine.skipped[reason] = mine.skipped.get(reason, 0) + n
+        self.result.coverage.add(other.coverage)
 
     def add_stdin(self, stream: TextIO, name: str = "<stdin>") -> None:
         self.result.coverage.files += 1

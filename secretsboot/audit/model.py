@@ -77,7 +77,7 @@ class Severity(IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        return _LABELS[self]
 
     @classmethod
     def parse(cls, text: str) -> Severity:
@@ -86,6 +86,9 @@ class Severity(IntEnum):
         except KeyError:
             names = ", ".join(s.label for s in cls)
             raise ValueError(f"unknown severity '{text}'; expected one of {names}") from None
+
+
+_LABELS = {s: s.name.lower() for s in Severity}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,15 +180,19 @@ class Finding:
     suppression_reason: str = ""
     suppression_kind: str = ""  # "inSource" (annotation) or "external" (suppressions file)
     baseline: bool = False  # present in the baseline: reported, not counted
+    # the fingerprint once made: what it is made of never changes after the detector
+    _fingerprint: str = field(default="", init=False, compare=False, repr=False)
 
     @property
     def fingerprint(self) -> str:
         """Stable across runs and line moves: rule, the identity of the workload (or of the
         object: file, document, Kind/namespace/name), field path and detail."""
-        e = self.evidence
-        owner = self.workload_id or workload_id(e.file, e.doc, e.object)
-        key = "|".join((self.rule_id, owner, e.object, e.path, e.detail))
-        return hashlib.sha256(key.encode()).hexdigest()[:32]
+        if not self._fingerprint:
+            e = self.evidence
+            owner = self.workload_id or workload_id(e.file, e.doc, e.object)
+            key = "|".join((self.rule_id, owner, e.object, e.path, e.detail))
+            self._fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return self._fingerprint
 
 
 @dataclass(slots=True)
@@ -256,6 +263,15 @@ class Coverage:
     objects: int = 0
     workloads: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+    def add(self, other: Coverage) -> None:
+        """Count what ``other`` (a batch read elsewhere) covered too."""
+        self.files += other.files
+        self.documents += other.documents
+        self.objects += other.objects
+        self.workloads += other.workloads
+        for reason, n in other.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
 
 
 @dataclass(slots=True)

@@ -527,16 +527,44 @@ def govern(
         baseline = baseline | load_baseline(baseline_path)
     today = today or dt.date.today()
 
-    findings = list(result.findings)
+    active = [s for s in sups if not s.expired(today)]
+    findings = judge(
+        [*result.findings, *expired_findings(sups, today)],
+        result.workloads,
+        policy=policy,
+        active=active,
+        baseline=baseline,
+    )
+    result.findings = sort_findings(findings)
+    result.threshold = effective_threshold(result.threshold, threshold, policy)
+    attach(result.workloads, result.findings)
+    return result
+
+
+def effective_threshold(given: Severity, flag: Severity | None, policy: Policy) -> Severity:
+    """The threshold a run counts against: the flag's, else the policy's, else ``given``."""
+    if flag is not None:
+        return flag
+    return policy.threshold if policy.threshold is not None else given
+
+
+def judge(
+    findings: list[Finding],
+    workloads: Iterable[Workload],
+    *,
+    policy: Policy,
+    active: list[Suppression],
+    baseline: frozenset[str],
+) -> list[Finding]:
+    """What governance does finding by finding (so one shard of an audit can do it for
+    its own): SB901 for ``workloads``, severity overrides, disabled rules dropped,
+    unexpired file suppressions (``active``) and the baseline marked."""
     if policy.allowed_approaches:
-        findings += approach_findings(result.workloads, policy)
-    findings += expired_findings(sups, today)
+        findings = [*findings, *approach_findings(workloads, policy)]
     for f in findings:
         if f.rule_id in policy.severity_overrides:
             f.severity = policy.severity_overrides[f.rule_id]
     findings = [f for f in findings if f.rule_id not in policy.disabled_rules]
-
-    active = [s for s in sups if not s.expired(today)]
     for f in findings:
         if f.suppressed:
             continue
@@ -545,11 +573,5 @@ def govern(
                 f.suppressed, f.suppression_reason, f.suppression_kind = True, s.reason, "external"
                 break
     for f in findings:
-        f.baseline = f.fingerprint in baseline
-    result.findings = sort_findings(findings)
-    if threshold is not None:
-        result.threshold = threshold
-    elif policy.threshold is not None:
-        result.threshold = policy.threshold
-    attach(result.workloads, result.findings)
-    return result
+        f.baseline = bool(baseline) and f.fingerprint in baseline
+    return findings

@@ -170,6 +170,8 @@ class Index:
         self._producers: dict[str, list[Producer]] | None = None
         self._selectors: dict[str, list[Manifest]] | None = None
         self._bindings_by_sa: dict[str, list[Manifest]] | None = None
+        # what detectors derive from the index (RBAC grants...), kept as long as it holds
+        self.memo: dict[str, Any] = {}
         for m in manifests:
             self.add(m)
 
@@ -184,6 +186,8 @@ class Index:
             self._selectors = None
         elif kind in {"RoleBinding", "ClusterRoleBinding"}:
             self._bindings_by_sa = None
+        if self.memo and kind in {"RoleBinding", "ClusterRoleBinding", "Role", "ClusterRole"}:
+            self.memo.clear()
 
     def __len__(self) -> int:
         return len(self.manifests)

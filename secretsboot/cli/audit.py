@@ -184,9 +184,9 @@ def _load(
         )
     if context or namespace or kubeconfig:
         raise BadInputError("--context/--namespace/--kubeconfig need --cluster")
-    from secretsboot.audit.loader import load
+    from secretsboot.audit.engine import load_input
 
-    loaded = load(paths, stdin=sys.stdin, kustomize=kustomize)
+    loaded = load_input(paths, stdin=sys.stdin, kustomize=kustomize)
     return loaded, ", ".join("stdin" if p == "-" else p for p in paths)
 
 

@@ -10,8 +10,9 @@ import textwrap
 
 from secretsboot._yaml import load_all_with_lines
 from secretsboot.audit.findings import run_detectors
-from secretsboot.audit.findings._base import WORKLOAD_KINDS, pod_paths
+from secretsboot.audit.findings._base import pod_paths
 from secretsboot.audit.model import Finding, Manifest, Workload
+from secretsboot.audit.resolve import WORKLOAD_KINDS
 
 
 def manifests(text: str, file: str = "app.yaml") -> list[Manifest]:

@@ -21,12 +21,14 @@ joined, first identity mode kept).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from secretsboot.audit.classify import azure, kube, operators, vault
 from secretsboot.audit.classify._pod import Classifier, Pod, pod_view
 from secretsboot.audit.model import Approach, Manifest, Workload
 from secretsboot.audit.resolve import OWNER_KINDS, WORKLOAD_KINDS, Index, as_dict, as_list, as_str
 
-__all__ = ["CLASSIFIERS", "Pod", "classify", "not_a_workload", "pod_view"]
+__all__ = ["CLASSIFIERS", "Pod", "classify", "controlled", "not_a_workload", "owners", "pod_view"]
 
 CLASSIFIERS: tuple[Classifier, ...] = (
     azure.workload_identity,
@@ -49,11 +51,28 @@ def not_a_workload(manifest: Manifest, index: Index) -> str | None:
     """Why ``manifest`` is not audited as a workload of its own, or None when it is one."""
     if manifest.kind not in WORKLOAD_KINDS:
         return "not a workload kind"
+    return controlled(manifest.namespace, owners(manifest), index.get)
+
+
+def owners(manifest: Manifest) -> tuple[tuple[str, str], ...]:
+    """(kind, name) of each owner that would make ``manifest`` part of another workload."""
     meta = as_dict(manifest.body.get("metadata"))
+    out: list[tuple[str, str]] = []
     for ref in as_list(meta.get("ownerReferences")):
         owner = as_dict(ref)
         kind = as_str(owner.get("kind"))
-        if kind in OWNER_KINDS and index.get(kind, manifest.namespace, as_str(owner.get("name"))):
+        if kind in OWNER_KINDS:
+            out.append((kind, as_str(owner.get("name"))))
+    return tuple(out)
+
+
+def controlled(
+    namespace: str, owned_by: Iterable[tuple[str, str]], get: Callable[[str, str, str], object]
+) -> str | None:
+    """Why a workload with these owners is not one of its own: an owner is in the input
+    (``get(kind, namespace, name)`` finds it), or None."""
+    for kind, name in owned_by:
+        if get(kind, namespace, name):
             return f"controlled by a {kind} in the input (audited as that {kind})"
     return None
 

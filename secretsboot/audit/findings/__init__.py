@@ -36,8 +36,8 @@ from secretsboot.audit.findings import (
     service_accounts,
     workload_identity,
 )
-from secretsboot.audit.findings._base import Context, Rule, build_context
-from secretsboot.audit.findings._suppress import apply_inline
+from secretsboot.audit.findings._base import Context, PodFact, Rule, build_context
+from secretsboot.audit.findings._suppress import Inlines, apply_inline
 from secretsboot.audit.model import Finding, Manifest, Workload
 from secretsboot.audit.resolve import Index
 
@@ -91,6 +91,9 @@ def run_detectors(
     *,
     trusted_registries: Iterable[str] | None = None,
     disabled: Iterable[str] = (),
+    reported: list[Manifest] | None = None,
+    facts: list[PodFact] | None = None,
+    inlines: Inlines | None = None,
 ) -> list[Finding]:
     """Run every detector family; findings sorted, one per fingerprint, workload and file.
 
@@ -101,6 +104,10 @@ def run_detectors(
     here (findings come back ``suppressed``, kind ``inSource``), unreadable ones
     reported as SB903.
 
+    One shard of a large audit (:mod:`secretsboot.audit._sharded`) reports on
+    ``reported`` (its files' objects) and looks up in ``index`` (every supporting
+    object of the input), with ``facts`` and ``inlines`` gathered over the whole input.
+
     >>> from secretsboot.audit.resolve import Index
     >>> run_detectors(Index([]), [])
     []
@@ -108,9 +115,16 @@ def run_detectors(
     if trusted_registries is None:
         trusted_registries = getattr(index, "trusted_registries", ())
     ctx: Context = build_context(
-        index if isinstance(index, Index) else _manifests(index),
+        reported
+        if reported is not None
+        else index
+        if isinstance(index, Index)
+        else _manifests(index),
         workloads,
         trusted_registries=trusted_registries or (),
+        lookup=index if reported is not None else None,
+        facts=facts,
+        inlines=inlines,
     )
     off = set(disabled)
     # one finding per fingerprint (its parts), workload and file: the same object may be

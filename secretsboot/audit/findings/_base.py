@@ -24,19 +24,8 @@ from secretsboot.audit.model import (
     format_path,
 )
 from secretsboot.audit.resolve import Index
+from secretsboot.audit.resolve import pod_paths as _pod_paths
 
-WORKLOAD_KINDS = frozenset(
-    {
-        "Pod",
-        "Deployment",
-        "StatefulSet",
-        "DaemonSet",
-        "ReplicaSet",
-        "ReplicationController",
-        "Job",
-        "CronJob",
-    }
-)
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 
@@ -176,12 +165,7 @@ class PodView:
 
 def pod_paths(kind: str) -> tuple[FieldPath, FieldPath]:
     """(pod spec path, pod metadata path) for a workload kind."""
-    if kind == "Pod":
-        return ("spec",), ("metadata",)
-    if kind == "CronJob":
-        base: FieldPath = ("spec", "jobTemplate", "spec", "template")
-        return (*base, "spec"), (*base, "metadata")
-    return ("spec", "template", "spec"), ("spec", "template", "metadata")
+    return _pod_paths(kind) or (("spec", "template", "spec"), ("spec", "template", "metadata"))
 
 
 def _dig(body: dict[str, Any], path: FieldPath) -> dict[str, Any]:
@@ -191,9 +175,51 @@ def _dig(body: dict[str, Any], path: FieldPath) -> dict[str, Any]:
     return as_dict(node)
 
 
+@dataclass(frozen=True, slots=True)
+class PodFact:
+    """What detectors of one workload need to know of every other: who runs as which
+    ServiceAccount (SB302 names the workloads sharing one, SB220 asks whether an
+    account's pods use workload identity). Computed from the manifest alone
+    (:func:`pod_fact`), so a sharded audit gathers them before any shard runs."""
+
+    namespace: str
+    service_account: str
+    ref: str
+    uses_workload_identity: bool
+
+
+USE_LABEL = "azure.workload.identity/use"
+
+
+def pod_fact(manifest: Manifest) -> PodFact:
+    """The :class:`PodFact` of a workload manifest (as its :class:`PodView` would give it)."""
+    spec_path, meta_path = pod_paths(manifest.kind)
+    spec, meta = _dig(manifest.body, spec_path), _dig(manifest.body, meta_path)
+    sa = spec.get("serviceAccountName") or spec.get("serviceAccount")
+    return PodFact(
+        namespace=manifest.namespace,
+        service_account=str(sa) if sa else "default",
+        ref=manifest.ref,
+        uses_workload_identity=opts_in_to_workload_identity(as_dict(meta.get("labels"))),
+    )
+
+
+def opts_in_to_workload_identity(pod_labels: dict[str, Any]) -> bool:
+    """Does a pod with these labels get workload identity from the webhook?"""
+    return str(pod_labels.get(USE_LABEL) or "").strip().lower() == "true"
+
+
 @dataclass(slots=True)
 class Context:
-    """Everything a detector may read. Built by :func:`build_context`; never mutated after."""
+    """Everything a detector may read. Built by :func:`build_context`; never mutated after.
+
+    Two sets of objects: the ones this run *reports on* (:attr:`manifests`,
+    :meth:`of_kind`, :attr:`pods`) and the ones it may *look up* (:meth:`named`,
+    :meth:`every`). A whole audit reports on what it looks up; one shard of a large
+    audit reports on its own files' objects and looks up every supporting object
+    of the input, with :attr:`facts` on every workload and the input's inline
+    suppressions (:attr:`inlines`) gathered beforehand.
+    """
 
     manifests: list[Manifest]
     workloads: list[Workload]
@@ -202,17 +228,31 @@ class Context:
     _by_kind: dict[str, list[Manifest]] = field(default_factory=dict)
     _by_name: dict[tuple[str, str], list[Manifest]] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict)  # per-run caches of derived indexes
+    _all_by_kind: dict[str, list[Manifest]] | None = None  # lookups (None: the reported set)
+    _all_by_name: dict[tuple[str, str], list[Manifest]] | None = None
+    facts: list[PodFact] | None = None  # every workload's (None: from the reported pods)
+    inlines: Any = None  # the input's inline suppressions (None: read from the manifests)
 
     def of_kind(self, *kinds: str) -> list[Manifest]:
+        """The reported objects of these kinds."""
         out: list[Manifest] = []
         for kind in kinds:
             out.extend(self._by_kind.get(kind, ()))
         return out
 
+    def every(self, *kinds: str) -> list[Manifest]:
+        """Every object of these kinds in the input (for lookups, not for reporting)."""
+        by_kind = self._by_kind if self._all_by_kind is None else self._all_by_kind
+        out: list[Manifest] = []
+        for kind in kinds:
+            out.extend(by_kind.get(kind, ()))
+        return out
+
     def named(self, kind: str, namespace: str, name: str) -> Manifest | None:
         """The object of ``kind`` called ``name`` in ``namespace``: exact first, then compatible."""
+        by_name = self._by_name if self._all_by_name is None else self._all_by_name
         loose: Manifest | None = None
-        for m in self._by_name.get((kind, name), ()):
+        for m in by_name.get((kind, name), ()):
             if m.namespace == namespace:
                 return m
             if loose is None and same_namespace(m.namespace, namespace):
@@ -221,6 +261,12 @@ class Context:
 
     def service_account(self, pod: PodView) -> Manifest | None:
         return self.named("ServiceAccount", pod.namespace, pod.service_account)
+
+    def pod_facts(self) -> list[PodFact]:
+        """Every workload's :class:`PodFact` (the whole input's, in a shard too)."""
+        if self.facts is None:
+            self.facts = [pod_fact(p.manifest) for p in self.pods]
+        return self.facts
 
 
 def _find_manifest(workload: Workload, manifests: Iterable[Manifest]) -> Manifest | None:
@@ -238,8 +284,16 @@ def build_context(
     workloads: Iterable[Workload],
     *,
     trusted_registries: Iterable[str] = (),
+    lookup: Index | None = None,
+    facts: list[PodFact] | None = None,
+    inlines: Any = None,
 ) -> Context:
-    """Index the objects once for every detector (reusing the resolver's, when given one)."""
+    """Index the objects once for every detector (reusing the resolver's, when given one).
+
+    ``lookup``: the index to look objects up in when it is not the reported set (a
+    shard's); ``facts`` and ``inlines``: gathered over the whole input (see
+    :class:`Context`).
+    """
     if isinstance(manifests, Index):
         ctx = Context(
             manifests=manifests.manifests,
@@ -257,8 +311,13 @@ def build_context(
         for m in ctx.manifests:
             ctx._by_kind.setdefault(m.kind, []).append(m)
             ctx._by_name.setdefault((m.kind, m.name), []).append(m)
+    if lookup is not None:
+        ctx._all_by_kind, ctx._all_by_name = lookup.by_kind(), lookup.by_name()
+        ctx._memo = lookup.memo  # lookup-derived caches live as long as the lookup index
+    ctx.facts, ctx.inlines = facts, inlines
+    by_name = ctx._by_name
     for w in ctx.workloads:
-        found = w.manifest or _find_manifest(w, ctx._by_name.get((w.kind, w.name), ()))
+        found = w.manifest or _find_manifest(w, by_name.get((w.kind, w.name), ()))
         if found is None:
             continue
         spec_path, meta_path = pod_paths(w.kind)

@@ -88,7 +88,7 @@ def secret_read_grants(ctx: Context) -> list[Grant]:
 
 def _secret_read_grants(ctx: Context) -> list[Grant]:
     out: list[Grant] = []
-    for binding in ctx.of_kind("RoleBinding", "ClusterRoleBinding"):
+    for binding in ctx.every("RoleBinding", "ClusterRoleBinding"):
         ref = as_dict(binding.body.get("roleRef"))
         role_kind, role_name = str(ref.get("kind") or ""), str(ref.get("name") or "")
         cluster_wide = binding.kind == "ClusterRoleBinding"
@@ -145,7 +145,7 @@ def _bindings_by_subject(ctx: Context) -> dict[str, list[Manifest]]:
     cached: dict[str, list[Manifest]] | None = ctx._memo.get("bindings_by_subject")
     if cached is None:
         cached = {}
-        for b in ctx.of_kind("RoleBinding", "ClusterRoleBinding"):
+        for b in ctx.every("RoleBinding", "ClusterRoleBinding"):
             for s in _subjects(b):
                 key = str(s.get("name") or "") if s.get("kind") == "ServiceAccount" else ""
                 bucket = cached.setdefault(key, [])

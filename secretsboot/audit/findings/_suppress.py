@@ -73,6 +73,14 @@ class Inlines:
     by_ref: dict[str, list[Inline]] = field(default_factory=dict)
     unreadable: list[Finding] = field(default_factory=list)
 
+    def add(self, other: Inlines) -> None:
+        """Add the clauses ``other`` read (from later objects of the input)."""
+        for key, clauses in other.by_key.items():
+            self.by_key.setdefault(key, []).extend(clauses)
+        for ref, clauses in other.by_ref.items():
+            self.by_ref.setdefault(ref, []).extend(clauses)
+        self.unreadable += other.unreadable
+
     def lookup(self, ref: str, file: str) -> list[Inline]:
         return self.by_key.get((ref, file)) or self.by_ref.get(ref, [])
 
@@ -100,12 +108,13 @@ def read_inlines(manifests: Iterable[Manifest]) -> Inlines:
 
 def apply_inline(ctx: Context, findings: list[Finding]) -> list[Finding]:
     """Mark findings their manifests suppress (``inSource``); returns SB903 findings to add."""
-    inlines = read_inlines(ctx.manifests)
-    workload_files = {p.ref: p.manifest.file for p in ctx.pods}
+    own = read_inlines(ctx.manifests)  # the reported objects' (their SB903s are this run's)
+    inlines: Inlines = own if ctx.inlines is None else ctx.inlines  # looked up: the input's
+    workload_files = {p.uid: p.manifest.file for p in ctx.pods}
     for f in findings:
         refs = [(f.evidence.object, f.evidence.file)]
         if f.workload:
-            refs.append((f.workload, workload_files.get(f.workload, f.evidence.file)))
+            refs.append((f.workload, workload_files.get(f.workload_id, f.evidence.file)))
         for ref, file in refs:
             clause = next(
                 (c for c in inlines.lookup(ref, file) if "*" in c.rules or f.rule_id in c.rules),
@@ -115,4 +124,4 @@ def apply_inline(ctx: Context, findings: list[Finding]) -> list[Finding]:
                 f.suppressed, f.suppression_reason = True, clause.reason
                 f.suppression_kind = "inSource"
                 break
-    return inlines.unreadable
+    return own.unreadable

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from secretsboot.audit.findings._base import WORKLOAD_KINDS, Context, Rule
+from secretsboot.audit.findings._base import Context, Rule
 from secretsboot.audit.model import Evidence, Finding, Severity, workload_id
+from secretsboot.audit.resolve import WORKLOAD_KINDS
 
 SB106 = Rule(
     id="SB106",

@@ -80,8 +80,8 @@ def _automount(ctx: Context, pod: PodView) -> tuple[bool, Evidence, str]:
 
 def detect(ctx: Context) -> Iterator[Finding]:
     users: dict[tuple[str, str], list[str]] = {}
-    for pod in ctx.pods:
-        users.setdefault((pod.namespace, pod.service_account), []).append(pod.ref)
+    for fact in ctx.pod_facts():  # every workload's, not only the reported ones
+        users.setdefault((fact.namespace, fact.service_account), []).append(fact.ref)
     for refs in users.values():
         refs.sort()
 

@@ -27,17 +27,19 @@ import re
 from collections.abc import Iterator
 
 from secretsboot.audit.findings._base import (
+    USE_LABEL,
     Context,
+    PodFact,
     PodView,
     Rule,
     as_dict,
     as_list,
     evidence_at,
+    opts_in_to_workload_identity,
     same_namespace,
 )
 from secretsboot.audit.model import Finding, Manifest, Severity
 
-USE_LABEL = "azure.workload.identity/use"
 CLIENT_ID = "azure.workload.identity/client-id"
 TENANT_ID = "azure.workload.identity/tenant-id"
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
@@ -87,10 +89,6 @@ SB222 = Rule(
 RULES = (SB220, SB221, SB222)
 
 
-def _uses_wi(pod: PodView) -> bool:
-    return str(pod.labels.get(USE_LABEL) or "").strip().lower() == "true"
-
-
 def _sets_client_id(pod: PodView) -> bool:
     return any(
         as_dict(env).get("name") == "AZURE_CLIENT_ID"
@@ -104,17 +102,17 @@ def _annotations(sa: Manifest) -> dict[str, object]:
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
-    pods_by_sa: dict[str, list[PodView]] = {}
-    for pod in ctx.pods:
-        pods_by_sa.setdefault(pod.service_account, []).append(pod)
+    users_by_sa: dict[str, list[PodFact]] = {}
+    for fact in ctx.pod_facts():  # every workload's, not only the reported ones
+        users_by_sa.setdefault(fact.service_account, []).append(fact)
 
     for sa in ctx.of_kind("ServiceAccount"):
         labels = as_dict(as_dict(sa.body.get("metadata")).get("labels"))
         if USE_LABEL in labels:
             users = [
-                p for p in pods_by_sa.get(sa.name, []) if same_namespace(p.namespace, sa.namespace)
+                f for f in users_by_sa.get(sa.name, []) if same_namespace(f.namespace, sa.namespace)
             ]
-            harmless = bool(users) and all(_uses_wi(p) for p in users)
+            harmless = bool(users) and all(f.uses_workload_identity for f in users)
             yield SB220.finding(
                 evidence=evidence_at(sa, ("metadata", "labels", USE_LABEL)),
                 message=(
@@ -133,7 +131,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 )
 
     for pod in ctx.pods:
-        if not _uses_wi(pod):
+        if not opts_in_to_workload_identity(pod.labels):
             continue
         account = ctx.service_account(pod)
         if account is None or CLIENT_ID in _annotations(account) or _sets_client_id(pod):
