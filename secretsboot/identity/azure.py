@@ -35,7 +35,7 @@ from secretsboot.transport.status import entra_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import Protocol, Self
 
     class TokenSource(Protocol):
         def token(self, scope: str, deadline: Deadline) -> str:
@@ -104,28 +104,24 @@ def token_subject(token: str) -> str | None:
         return None
 
 
-def _entra_settings(
-    env: Mapping[str, str],
-    tenant_id: str | None,
-    client_id: str | None,
-    authority_host: str | None,
-) -> tuple[str | None, str | None, str]:
-    """Tenant, client id and authority: the explicit values, else the AZURE_* variables."""
-    return (
-        tenant_id or env.get("AZURE_TENANT_ID"),
-        client_id or env.get("AZURE_CLIENT_ID"),
-        authority_host or env.get("AZURE_AUTHORITY_HOST") or DEFAULT_AUTHORITY,
-    )
+class _EntraGrant(_Cached):
+    """A client-credentials grant at ``{authority}/{tenant}/oauth2/v2.0/token``.
 
+    The subclasses differ only in the credential they add to the form (a federated
+    assertion or a client secret), in the variable that holds it and in what a pod
+    missing it is told.
+    """
 
-class WorkloadIdentity(_Cached):
-    """The webhook's four variables -> a token (a client-assertion exchange)."""
+    CREDENTIAL_VARIABLE: str
+    # what a pod missing a variable is told; {missing} names the unset ones
+    NOT_SET_UP: str
+    SET_UP_HINT: str
 
     def __init__(
         self,
         tenant_id: str,
         client_id: str,
-        token_file: str,
+        credential: str,
         authority_host: str,
         ca_file: str | None = None,
         env: Mapping[str, str] | None = None,
@@ -133,7 +129,7 @@ class WorkloadIdentity(_Cached):
         super().__init__()
         self.tenant_id = tenant_id
         self.client_id = client_id
-        self.token_file = token_file
+        self._credential = credential
         self.authority_host = authority_host.rstrip("/")
         self._http = HttpClient(self.authority_host, ca_file=ca_file, what="Entra ID", env=env)
 
@@ -146,26 +142,68 @@ class WorkloadIdentity(_Cached):
         client_id: str | None = None,
         authority_host: str | None = None,
         ca_file: str | None = None,
-    ) -> WorkloadIdentity:
-        tenant, client, authority = _entra_settings(env, tenant_id, client_id, authority_host)
-        token_file = env.get("AZURE_FEDERATED_TOKEN_FILE")
+    ) -> Self:
+        """Tenant, client id and authority: the explicit values, else the AZURE_* variables."""
+        tenant = tenant_id or env.get("AZURE_TENANT_ID")
+        client = client_id or env.get("AZURE_CLIENT_ID")
+        credential = env.get(cls.CREDENTIAL_VARIABLE)
         missing = [
             n
             for n, v in (
                 ("AZURE_TENANT_ID", tenant),
                 ("AZURE_CLIENT_ID", client),
-                ("AZURE_FEDERATED_TOKEN_FILE", token_file),
+                (cls.CREDENTIAL_VARIABLE, credential),
             )
             if not v
         ]
         if missing:
             raise BadInputError(
-                f"workload identity is not set up in this pod: {', '.join(missing)} unset",
-                hint="label the POD (not the service account) azure.workload.identity/use: "
-                "'true' and annotate its service account azure.workload.identity/client-id",
+                cls.NOT_SET_UP.format(missing=", ".join(missing)), hint=cls.SET_UP_HINT
             )
-        assert tenant and client and token_file  # noqa: S101 - narrowed above
-        return cls(tenant, client, token_file, authority, ca_file, env)
+        assert tenant and client and credential  # noqa: S101 - narrowed above
+        authority = authority_host or env.get("AZURE_AUTHORITY_HOST") or DEFAULT_AUTHORITY
+        return cls(tenant, client, credential, authority, ca_file, env)
+
+    def _grant(
+        self, scope: str, credential: Mapping[str, str], deadline: Deadline, subject: str | None
+    ) -> tuple[str, float]:
+        body = form(
+            {
+                "client_id": self.client_id,
+                "scope": scope,
+                "grant_type": "client_credentials",
+                **credential,
+            }
+        )
+        resp = self._http.request(
+            "POST",
+            f"/{quote(self.tenant_id)}/oauth2/v2.0/token",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            body=body,
+            deadline=deadline,
+        )
+        return _token_reply(resp, self.describe(), subject)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class WorkloadIdentity(_EntraGrant):
+    """The webhook's four variables -> a token (a client-assertion exchange).
+
+    Built as ``WorkloadIdentity(tenant_id, client_id, token_file, authority_host)``.
+    """
+
+    CREDENTIAL_VARIABLE = "AZURE_FEDERATED_TOKEN_FILE"
+    NOT_SET_UP = "workload identity is not set up in this pod: {missing} unset"
+    SET_UP_HINT = (
+        "label the POD (not the service account) azure.workload.identity/use: "
+        "'true' and annotate its service account azure.workload.identity/client-id"
+    )
+
+    @property
+    def token_file(self) -> str:
+        return self._credential
 
     def describe(self) -> str:
         return f"workload identity {self.client_id}"
@@ -182,90 +220,25 @@ class WorkloadIdentity(_Cached):
 
     def _request(self, scope: str, deadline: Deadline) -> tuple[str, float]:
         assertion = self.assertion()  # re-read each time: the kubelet rotates it
-        body = form(
-            {
-                "client_id": self.client_id,
-                "scope": scope,
-                "grant_type": "client_credentials",
-                "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": assertion,
-            }
-        )
-        resp = self._http.request(
-            "POST",
-            f"/{quote(self.tenant_id)}/oauth2/v2.0/token",
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-            body=body,
-            deadline=deadline,
-        )
-        return _token_reply(resp, self.describe(), token_subject(assertion))
-
-    def close(self) -> None:
-        self._http.close()
+        credential = {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+        return self._grant(scope, credential, deadline, token_subject(assertion))
 
 
-class ServicePrincipal(_Cached):
-    """``AZURE_CLIENT_ID`` + ``AZURE_CLIENT_SECRET`` (client-credentials grant)."""
+class ServicePrincipal(_EntraGrant):
+    """``AZURE_CLIENT_ID`` + ``AZURE_CLIENT_SECRET`` (client-credentials grant).
 
-    def __init__(
-        self,
-        tenant_id: str,
-        client_id: str,
-        secret: str,
-        authority_host: str,
-        ca_file: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__()
-        self.tenant_id = tenant_id
-        self.client_id = client_id
-        self._secret = secret
-        self._http = HttpClient(
-            authority_host.rstrip("/"), ca_file=ca_file, what="Entra ID", env=env
-        )
+    Built as ``ServicePrincipal(tenant_id, client_id, secret, authority_host)``.
+    """
 
-    @classmethod
-    def from_env(
-        cls,
-        env: Mapping[str, str],
-        *,
-        tenant_id: str | None = None,
-        client_id: str | None = None,
-        authority_host: str | None = None,
-        ca_file: str | None = None,
-    ) -> ServicePrincipal:
-        tenant, client, authority = _entra_settings(env, tenant_id, client_id, authority_host)
-        secret = env.get("AZURE_CLIENT_SECRET")
-        if not (tenant and client and secret):
-            raise BadInputError(
-                "service principal needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
-                hint="mount them from a Kubernetes Secret (or use workload identity)",
-            )
-        return cls(tenant, client, secret, authority, ca_file, env)
+    CREDENTIAL_VARIABLE = "AZURE_CLIENT_SECRET"
+    NOT_SET_UP = "service principal needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"
+    SET_UP_HINT = "mount them from a Kubernetes Secret (or use workload identity)"
 
     def describe(self) -> str:
         return f"service principal {self.client_id}"
 
     def _request(self, scope: str, deadline: Deadline) -> tuple[str, float]:
-        body = form(
-            {
-                "client_id": self.client_id,
-                "scope": scope,
-                "grant_type": "client_credentials",
-                "client_secret": self._secret,
-            }
-        )
-        resp = self._http.request(
-            "POST",
-            f"/{quote(self.tenant_id)}/oauth2/v2.0/token",
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-            body=body,
-            deadline=deadline,
-        )
-        return _token_reply(resp, self.describe(), None)
-
-    def close(self) -> None:
-        self._http.close()
+        return self._grant(scope, {"client_secret": self._credential}, deadline, None)
 
 
 class ManagedIdentity(_Cached):
@@ -320,16 +293,12 @@ def token_source(
     ca_file: str | None,
 ) -> TokenSource:
     """The lean token source for a FetchConfig ``identity``."""
-    if identity == "service-principal":
-        return ServicePrincipal.from_env(
-            env,
-            tenant_id=tenant_id,
-            client_id=client_id,
-            authority_host=authority_host,
-            ca_file=ca_file,
-        )
-    if identity == "workload-identity":
-        return WorkloadIdentity.from_env(
+    grants: dict[str, type[_EntraGrant]] = {
+        "service-principal": ServicePrincipal,
+        "workload-identity": WorkloadIdentity,
+    }
+    if identity in grants:
+        return grants[identity].from_env(
             env,
             tenant_id=tenant_id,
             client_id=client_id,
