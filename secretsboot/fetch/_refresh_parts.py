@@ -8,14 +8,13 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TypeVar
 
     from secretsboot.backends.base import SecretStore
-    from secretsboot.contract import FetchConfig
     from secretsboot.fetch.runtime import Stores
     from secretsboot.refs import Ref
     from secretsboot.transport import Deadline
@@ -50,28 +49,19 @@ class TokenFile:
 class Slots:
     """One :class:`~secretsboot.fetch.runtime.Stores` per scheme, so one store (the
     Kubernetes client after a token rotation, Vault after a refused token) can be
-    rebuilt without touching the others."""
+    rebuilt without touching the others. ``new_stores`` builds an empty one."""
 
-    def __init__(
-        self,
-        config: FetchConfig,
-        env: Mapping[str, str],
-        given: Mapping[str, SecretStore] | None = None,
-    ) -> None:
-        self.config = config
-        self.env = env
-        self.given = dict(given or {})
+    def __init__(self, new_stores: Callable[[], Stores]) -> None:
+        self._new_stores = new_stores
         self._stores: dict[str, Stores] = {}
         self._lock = threading.Lock()
         self.renew_due: dict[str, float] = {}
 
     def get(self, scheme: str) -> SecretStore:
-        from secretsboot.fetch.runtime import Stores
-
         with self._lock:
             stores = self._stores.get(scheme)
             if stores is None:
-                stores = Stores(self.config, self.env, self.given)
+                stores = self._new_stores()
                 self._stores[scheme] = stores
         return stores.get(scheme)
 

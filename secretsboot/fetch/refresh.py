@@ -66,6 +66,7 @@ from secretsboot.fetch._refresh_parts import (
 from secretsboot.fetch._threads import parallel
 from secretsboot.fetch.health import HealthState
 from secretsboot.fetch.retry import _JITTER
+from secretsboot.fetch.runtime import Stores, fetch_secrets
 from secretsboot.interval import parse_interval as parse_interval  # re-exported
 
 TYPE_CHECKING = False
@@ -183,7 +184,7 @@ class Refresher:
         self.notifiers = list(notifiers)
         self.health = health or HealthState(options.live_bound)
         self.log: Log = log or (lambda _message: None)
-        self.slots = Slots(config, self.env, backends)
+        self.slots = Slots(lambda: Stores(config, self.env, backends))
         self.held: dict[str, Held] = {s.name: Held() for s in config.secrets}
         self._token_files = self._watched_token_files()
         self._failures = 0
@@ -197,8 +198,6 @@ class Refresher:
     # -- start ------------------------------------------------------------------------
     def start(self, *, timeout: float, propagation_window: float, verbose: bool = False) -> int:
         """The first complete write (all or nothing, as a plain ``fetch``); returns its count."""
-        from secretsboot.fetch.runtime import fetch_secrets
-
         schemes = sorted(self.config.schemes)
         values = fetch_secrets(
             self.config,
