@@ -23,7 +23,11 @@ from secretsboot.errors import BadInputError, SecretsbootError, exit_code_for
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import Any
+    from typing import Any, NamedTuple
+
+    from secretsboot.contract import FetchConfig
+else:
+    from secretsboot._records import NamedTuple
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_PROPAGATION_WINDOW = 30.0
@@ -133,17 +137,18 @@ def main(argv: Sequence[str]) -> int:
         with interruptible():
             from secretsboot.fetch.sidecar import check_without_refresh, from_args
 
+            common = Common.from_args(args)
             if args.refresh:
-                return from_args(argv[0], args, _common(args))
+                return from_args(argv[0], args, common)
             check_without_refresh(args)
             if argv[0] == "run":
-                do_run(args.command, **_common(args))
+                do_run(args.command, common)
             elif args.check:
-                return do_check(output=args.output, **_common(args))
+                return do_check(common, output=args.output)
             else:
                 do_fetch(
-                    out=args.out, dotenv=args.dotenv, json_file=args.json_file,
-                    owner=args.owner, group=args.group, **_common(args),
+                    common, out=args.out, dotenv=args.dotenv, json_file=args.json_file,
+                    owner=args.owner, group=args.group,
                 )  # fmt: skip
     except SecretsbootError as exc:
         report(exc)
@@ -155,14 +160,32 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _common(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "config_path": args.config,
-        "timeout": args.timeout,
-        "propagation_window": args.propagation_window,
-        "verbose": args.verbose,
-        "quiet": args.quiet,
-    }
+class Common(NamedTuple):
+    """The options every ``fetch``/``run`` command line takes."""
+
+    config_path: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    propagation_window: float = DEFAULT_PROPAGATION_WINDOW
+    verbose: bool = False
+    quiet: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Common:
+        return cls(args.config, args.timeout, args.propagation_window, args.verbose, args.quiet)
+
+    def config(self) -> FetchConfig:
+        """The FetchConfig they name (``--config``, else the environment)."""
+        from secretsboot.contract import resolve_config
+
+        return resolve_config(self.config_path)
+
+    def fetch_options(self) -> dict[str, Any]:
+        """The keywords of ``fetch_secrets``/``check_secrets`` the command line sets."""
+        return {
+            "timeout": self.timeout,
+            "propagation_window": self.propagation_window,
+            "log": _log if self.verbose else None,
+        }
 
 
 def report(exc: SecretsbootError) -> None:
@@ -175,20 +198,15 @@ def report(exc: SecretsbootError) -> None:
 
 
 def do_fetch(
+    common: Common,
     *,
-    config_path: str | None,
     out: str | None,
-    timeout: float = DEFAULT_TIMEOUT,
-    propagation_window: float = DEFAULT_PROPAGATION_WINDOW,
     dotenv: str | None = None,
     json_file: str | None = None,
     owner: int | None = None,
     group: int | None = None,
-    verbose: bool = False,
-    quiet: bool = False,
 ) -> None:
     """Fetch every secret and publish them as one set under ``out``."""
-    from secretsboot.contract import resolve_config
     from secretsboot.fetch.runtime import fetch_secrets
     from secretsboot.fetch.writer import write_secrets
 
@@ -196,15 +214,10 @@ def do_fetch(
     out = out or os.environ.get("SECRETSBOOT_OUT")
     if not out:
         raise BadInputError("no output folder", hint="pass --out DIR or set SECRETSBOOT_OUT")
-    config = resolve_config(config_path).with_output(dotenv=dotenv, json_file=json_file)
-    values = fetch_secrets(
-        config,
-        timeout=timeout,
-        propagation_window=propagation_window,
-        log=_log if verbose else None,
-    )
+    config = common.config().with_output(dotenv=dotenv, json_file=json_file)
+    values = fetch_secrets(config, **common.fetch_options())
     names = write_secrets(config, values, out, owner=owner, group=group)
-    if not quiet:
+    if not common.quiet:
         ms = (time.monotonic() - started) * 1000
         print(
             f"secretsboot: wrote {len(names)} files for {len(values)} secrets to {out} "
@@ -213,43 +226,19 @@ def do_fetch(
         )
 
 
-def do_check(
-    *,
-    config_path: str | None,
-    output: str = "table",
-    timeout: float = DEFAULT_TIMEOUT,
-    propagation_window: float = DEFAULT_PROPAGATION_WINDOW,
-    verbose: bool = False,
-    quiet: bool = False,
-) -> int:
+def do_check(common: Common, *, output: str = "table") -> int:
     """``fetch --check``: print one line per secret (or JSON); return the fetch's exit code."""
-    from secretsboot.contract import resolve_config
     from secretsboot.fetch.check import check_secrets, exit_code, render
 
-    config = resolve_config(config_path)
-    results = check_secrets(
-        config,
-        timeout=timeout,
-        propagation_window=propagation_window,
-        log=_log if verbose else None,
-    )
+    results = check_secrets(common.config(), **common.fetch_options())
     code = exit_code(results)
-    if not quiet or code:
+    if not common.quiet or code:
         print(render(results, output))
     return code
 
 
-def do_run(
-    command: Sequence[str],
-    *,
-    config_path: str | None,
-    timeout: float = DEFAULT_TIMEOUT,
-    propagation_window: float = DEFAULT_PROPAGATION_WINDOW,
-    verbose: bool = False,
-    quiet: bool = False,
-) -> None:
+def do_run(command: Sequence[str], common: Common) -> None:
     """Fetch every secret into the environment and replace this process with ``command``."""
-    from secretsboot.contract import resolve_config
     from secretsboot.fetch.runtime import env_for, fetch_secrets
 
     command = list(command[1:] if command[:1] == ["--"] else command)
@@ -257,13 +246,8 @@ def do_run(
         raise BadInputError(
             "no command to run", hint="secretsboot run --config FILE -- CMD ARGS..."
         )
-    config = resolve_config(config_path)
-    values = fetch_secrets(
-        config,
-        timeout=timeout,
-        propagation_window=propagation_window,
-        log=_log if verbose else None,
-    )
+    config = common.config()
+    values = fetch_secrets(config, **common.fetch_options())
     env = dict(os.environ)
     env.update(env_for(config, values))
     sys.stdout.flush()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typing import Any, NamedTuple, NoReturn
 
     from secretsboot.contract import FetchConfig
+    from secretsboot.fetch._cli import Common
     from secretsboot.fetch.health import HealthState
     from secretsboot.fetch.refresh import Options, Refresher
     from secretsboot.secret import SecretValue
@@ -314,9 +315,8 @@ def check_without_refresh(args: argparse.Namespace) -> None:
             raise BadInputError(f"{flag} needs --refresh INTERVAL")
 
 
-def from_args(command: str, args: argparse.Namespace, common: Mapping[str, Any]) -> int:
+def from_args(command: str, args: argparse.Namespace, common: Common) -> int:
     """Run ``fetch``/``run`` with ``--refresh``; end the process with its exit code."""
-    from secretsboot.contract import resolve_config
     from secretsboot.errors import BadInputError
 
     flags = RefreshFlags(
@@ -331,11 +331,11 @@ def from_args(command: str, args: argparse.Namespace, common: Mapping[str, Any])
         notify_exec=getattr(args, "notify_exec", None),
     )
     shared: dict[str, Any] = {
-        "timeout": float(common["timeout"]),
-        "propagation_window": float(common["propagation_window"]),
-        "verbose": bool(common["verbose"]),
+        "timeout": float(common.timeout),
+        "propagation_window": float(common.propagation_window),
+        "verbose": bool(common.verbose),
     }
-    config = resolve_config(common["config_path"])
+    config = common.config()
     if command == "run":
         argv = list(args.command[1:] if args.command[:1] == ["--"] else args.command)
         _exit_now(run_refreshing(argv, config, refresh=flags, **shared))
@@ -349,7 +349,7 @@ def from_args(command: str, args: argparse.Namespace, common: Mapping[str, Any])
         refresh=flags,
         owner=args.owner,
         group=args.group,
-        quiet=bool(common.get("quiet")),
+        quiet=bool(common.quiet),
         **shared,
     )
     _exit_now(code)
