@@ -17,13 +17,12 @@ import base64
 import contextlib
 import json
 import os
-import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
+from secretsboot.provision._calls import CountedApi, read_retried
 from secretsboot.provision.desired import PLACEHOLDER
 from secretsboot.provision.model import (
     ANY_VALUE,
@@ -73,19 +72,16 @@ KINDS = {
         Kind("AzureIdentityBinding", "aadpodidentity.k8s.io/v1", "azureidentitybindings"),
     )
 }
-READ_ATTEMPTS = 4
 PLACEHOLDER_ANNOTATION = "secretsboot.dev/placeholder"  # keys holding the placeholder
 _VERB_RBAC = {"read": "list", "create": "create", "update": "patch", "delete": "delete"}
 
 
-class KubernetesBackend:
+class KubernetesBackend(CountedApi):
     system = System.KUBERNETES
 
     def __init__(self, spec: Spec, api_client: Any) -> None:
-        self.spec = spec
+        super().__init__(spec)
         self.api = api_client
-        self.calls = 0
-        self._lock = threading.Lock()
 
     @classmethod
     def connect(cls, spec: Spec) -> KubernetesBackend:
@@ -132,8 +128,7 @@ class KubernetesBackend:
         """One REST call; returns the parsed JSON body; raises our errors only."""
         import urllib3
 
-        with self._lock:
-            self.calls += 1
+        self.count_call()
         headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
             params = self.api.param_serialize(
@@ -187,16 +182,7 @@ class KubernetesBackend:
 
     def read(self, path: str, *, what: str, query: list[tuple[str, str]]) -> Any:
         """A GET, retried on 429/5xx and connection failures (writes retry in apply)."""
-        delay = 0.2
-        for attempt in range(READ_ATTEMPTS):
-            try:
-                return self.request("GET", path, what=what, verb="read", query=query)
-            except UnavailableError as exc:
-                if attempt == READ_ATTEMPTS - 1:
-                    raise
-                time.sleep(min(exc.retry_after or delay, 10.0))
-                delay *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
+        return read_retried(lambda: self.request("GET", path, what=what, verb="read", query=query))
 
     def _list(self, kind: Kind, namespace: str | None, selector: str | None) -> list[Any]:
         items: list[Any] = []

@@ -17,14 +17,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
+from secretsboot.provision._calls import CountedApi, read_retried
 from secretsboot.provision.model import (
     Action,
     Change,
@@ -42,14 +41,12 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-class VaultBackend:
+class VaultBackend(CountedApi):
     system = System.VAULT
 
     def __init__(self, spec: Spec, client: Any) -> None:
-        self.spec = spec
+        super().__init__(spec)
         self.client = client
-        self.calls = 0
-        self._lock = threading.Lock()
         self.prefix = vault_policy_prefix(spec)
         self.problems: list[Note] = []
 
@@ -80,23 +77,13 @@ class VaultBackend:
 
     def _read(self, what: str, fn: Callable[[], T]) -> T:
         """A read, retried on 429/5xx and connection failures (writes retry in apply)."""
-        delay = 0.2
-        for attempt in range(4):
-            try:
-                return self._call(what, fn)
-            except UnavailableError:
-                if attempt == 3:
-                    raise
-                time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
+        return read_retried(lambda: self._call(what, fn))
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         import hvac.exceptions as hx
         import requests
 
-        with self._lock:
-            self.calls += 1
+        self.count_call()
         try:
             return fn()
         except (hx.Forbidden, hx.Unauthorized) as exc:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from secretsboot.contract import DEFAULT_AUTHORITY
 from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
+from secretsboot.provision._calls import CountedApi
 from secretsboot.provision.desired import IdentityInfo
 from secretsboot.spec import Spec
 
@@ -117,7 +118,7 @@ class IdentityIndex:
         self.by_principal[info.principal_id.lower()] = name
 
 
-class Arm:
+class Arm(CountedApi):
     """The ARM SDK clients of one run and the one translation of their exceptions."""
 
     def __init__(self, spec: Spec, settings: AzureSettings, credential: Any) -> None:
@@ -126,7 +127,7 @@ class Arm:
         from azure.mgmt.msi import ManagedServiceIdentityClient
 
         assert spec.azure is not None  # noqa: S101 - from_spec checked
-        self.spec = spec
+        super().__init__(spec)
         self.settings = settings
         self.credential = credential
         common: dict[str, Any] = {
@@ -142,8 +143,7 @@ class Arm:
         self.msi = ManagedServiceIdentityClient(credential, sub, **common)
         self.auth = AuthorizationManagementClient(credential, sub, **common)
         self.kv = KeyVaultManagementClient(credential, sub, **common)
-        self.calls = 0
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards the index
         self.index = IdentityIndex()
 
     def close(self) -> None:
@@ -164,8 +164,7 @@ class Arm:
             ServiceResponseError,
         )
 
-        with self.lock:
-            self.calls += 1
+        self.count_call()
         try:
             return fn()
         except ClientAuthenticationError as exc:
