@@ -116,17 +116,24 @@ class VaultBackend(CountedApi):
         jobs = self._jobs(desired, missing_auth)
         with ThreadPoolExecutor(max_workers=8) as pool:
             results = list(pool.map(self._read_job, jobs))
-        out: dict[ResourceKey, Observed] = {}
+        found = [
+            (kind, name, data)
+            for (kind, name), got in zip(jobs, results, strict=True)
+            if isinstance(got, dict) and (data := got.get("data")) is not None
+        ]
+        observed: list[Observed] = []
         markers: dict[str, dict[str, str]] = {}
-        for (kind, name), got in zip(jobs, results, strict=True):
-            data = (got or {}).get("data") if isinstance(got, dict) else None
-            if data is not None and kind == "policy":
-                self._add_policy(out, markers, name, data)
-        for (kind, name), got in zip(jobs, results, strict=True):
-            data = (got or {}).get("data") if isinstance(got, dict) else None
-            if data is not None and kind == "role":
-                self._add_role(out, markers, name, data)
-        return out
+        for kind, name, data in found:
+            if kind == "policy":
+                policy, marker = self._policy(name, data)
+                observed.append(policy)
+                if marker is not None:
+                    markers[name] = marker
+        # the roles after every policy: a role is the spec's when it hands out a marked one
+        observed += [
+            self._role(name, data, markers) for kind, name, data in found if kind == "role"
+        ]
+        return {o.key: o for o in observed}
 
     def _jobs(self, desired: list[Desired], missing_auth: set[str]) -> list[tuple[str, str]]:
         """The policies and roles to read: the spec's, and every one it manages."""
@@ -157,21 +164,14 @@ class VaultBackend(CountedApi):
             lambda: self.client.read(f"auth/{mount}/role/{role}"),
         )
 
-    def _add_policy(
-        self,
-        out: dict[ResourceKey, Observed],
-        markers: dict[str, dict[str, str]],
-        name: str,
-        data: dict[str, Any],
-    ) -> None:
-        """A policy is this spec's when its marker line names the spec."""
+    def _policy(self, name: str, data: dict[str, Any]) -> tuple[Observed, dict[str, str] | None]:
+        """A policy is this spec's when its marker line names the spec; returns the
+        policy and, when it is the spec's, its marker."""
         key = ResourceKey(System.VAULT, "policy", name)
         text = str(data.get("policy", "") or data.get("rules", ""))
         marker = parse_policy_marker(text)
         mine = marker is not None and marker.get("spec") == self.spec.metadata.name
-        if mine and marker is not None:
-            markers[name] = marker
-        out[key] = Observed(
+        observed = Observed(
             key,
             {"policy": text},
             managed=mine,
@@ -179,21 +179,18 @@ class VaultBackend(CountedApi):
             raw={"text": text},
             ownership=known(marker.get("ownership")) if mine and marker else None,
         )
+        return observed, marker if mine else None
 
-    def _add_role(
-        self,
-        out: dict[ResourceKey, Observed],
-        markers: dict[str, dict[str, str]],
-        name: str,
-        data: dict[str, Any],
-    ) -> None:
+    def _role(
+        self, name: str, data: dict[str, Any], markers: dict[str, dict[str, str]]
+    ) -> Observed:
         """A role is this spec's when it hands out one of the spec's (marked) policies;
         that policy's marker records who made the role."""
         key = ResourceKey(System.VAULT, "role", name)
         policies = [str(p) for p in data.get("token_policies") or []]
         mine = [p for p in policies if p in markers]
         owner = known(markers[mine[0]].get("role-ownership")) if mine else None
-        out[key] = Observed(
+        return Observed(
             key,
             data,
             managed=bool(mine),
