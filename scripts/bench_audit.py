@@ -21,8 +21,11 @@ beside them) into ``--files`` files in a temp dir, then runs, one after the othe
   When it cannot be found the script says so, runs ours only and exits 3 (CI does not
   run benchmarks).
 
-Wall time and peak RSS come from ``/usr/bin/time -v`` when present, else from
-``resource.getrusage(RUSAGE_CHILDREN)`` around each child. ``--stages`` also runs
+Wall time and the largest process's peak RSS come from ``/usr/bin/time -v`` when
+present, else from ``resource.getrusage(RUSAGE_CHILDREN)`` around each child. Beside
+it, a sampler sums the PSS of the whole process tree every 20 ms (worker processes
+included, pages they share counted once): the memory figure judged against the
+targets is the larger of the two. ``--stages`` also runs
 the pipeline stage by stage in one process (load, classify, detect, govern, render
 to /dev/null) and prints the time and peak RSS after each. Targets: at 1,000
 workloads at least 50x faster than Checkov with at most a tenth of its memory;
@@ -33,6 +36,7 @@ workloads at least 50x faster than Checkov with at most a tenth of its memory;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import re
@@ -41,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,9 +218,52 @@ def generate(directory: Path, workloads: int, files: int, seed: int) -> int:
 @dataclass
 class Measure:
     wall_s: float
-    rss_mb: float
+    rss_mb: float  # the largest single process's peak RSS (what time -v reports)
     code: int
     cpu_s: float = float("nan")  # user + system, children included
+    tree_mb: float = float("nan")  # peak of the whole process tree's PSS, sampled
+
+    @property
+    def memory_mb(self) -> float:
+        """What the audit costs the machine: the tree's peak (worker processes included,
+        shared pages counted once), never less than the largest process."""
+        return max(self.rss_mb, self.tree_mb) if self.tree_mb == self.tree_mb else self.rss_mb
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as fh:
+                out.extend(int(c) for c in fh.read().split())
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps_rollup") as fh:
+        for line in fh:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+class TreeSampler(threading.Thread):
+    """Samples the summed PSS of a process and all its descendants every 20 ms (Linux):
+    a sharded audit's memory is its workers' too, and time -v shows the largest only."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_kb, self.done = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            pids, seen = [self.pid], 0
+            total = 0
+            while seen < len(pids):
+                total += _pss_kb(pids[seen])
+                pids.extend(_children(pids[seen]))
+                seen += 1
+            self.peak_kb = max(self.peak_kb, total)
 
 
 _RSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
@@ -228,21 +276,29 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> Measure:
     if timer:
         with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
             start = time.perf_counter()
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 ["/usr/bin/time", "-v", "-o", report.name, *cmd],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 env=env,
-                check=False,
             )
+            sampler = TreeSampler(proc.pid)
+            sampler.start()
+            _, err = proc.communicate()
             wall = time.perf_counter() - start
+            sampler.done.set()
+            sampler.join()
             text = Path(report.name).read_text()
         rss = _RSS.search(text)
-        if proc.returncode not in (0, 1) and proc.stderr:
-            sys.stderr.write(proc.stderr.decode(errors="replace")[-2000:])
+        if proc.returncode not in (0, 1) and err:
+            sys.stderr.write(err.decode(errors="replace")[-2000:])
         cpu = sum(float(x) for x in _CPU.findall(text))
         return Measure(
-            wall, int(rss.group(1)) / 1024 if rss else float("nan"), proc.returncode, cpu
+            wall,
+            int(rss.group(1)) / 1024 if rss else float("nan"),
+            proc.returncode,
+            cpu,
+            sampler.peak_kb / 1024 if sampler.peak_kb else float("nan"),
         )
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
@@ -373,13 +429,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"secretsboot: {ours.wall_s:8.2f} s wall  {ours.cpu_s:8.2f} s cpu  "
-            f"{ours.rss_mb:8.1f} MB peak RSS  exit {ours.code}  ({load_average()})"
+            f"{ours.rss_mb:8.1f} MB peak RSS (largest process), {ours.tree_mb:8.1f} MB peak "
+            f"PSS of the process tree  exit {ours.code}  ({load_average()})"
         )
         if args.stages:
             stages(work, "json", env)
         if args.workloads >= 100_000:
-            ok = ours.wall_s <= 40 and ours.rss_mb <= 400
-            print(f"target 100k in <= 40 s and <= 400 MB: {'met' if ok else 'NOT met'}")
+            ok = ours.wall_s <= 40 and ours.memory_mb <= 400
+            print(
+                "target 100k in <= 40 s and <= 400 MB (the tree's, workers included): "
+                f"{'met' if ok else 'NOT met'}"
+            )
         if args.no_checkov:
             return 0 if ours.code == 0 else 1
         checkov = checkov_binary(args.checkov)
@@ -405,10 +465,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"checkov:     {peer.wall_s:8.2f} s wall  {peer.cpu_s:8.2f} s cpu  "
-            f"{peer.rss_mb:8.1f} MB peak RSS  exit {peer.code}  ({load_average()})"
+            f"{peer.rss_mb:8.1f} MB peak RSS (largest process), {peer.tree_mb:8.1f} MB peak "
+            f"PSS of the process tree  exit {peer.code}  ({load_average()})"
         )
         speed = peer.wall_s / ours.wall_s
-        memory = ours.rss_mb / peer.rss_mb
+        memory = ours.memory_mb / peer.memory_mb
         print(
             f"ratio: {speed:.1f}x faster (wall), {peer.cpu_s / ours.cpu_s:.1f}x less CPU, "
             f"{memory:.3f} of Checkov's memory"

@@ -27,18 +27,21 @@ from __future__ import annotations
 
 import collections
 import pickle
+import zlib
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from secretsboot.audit import _parallel, fingerprint
 from secretsboot.audit.classify import classify, controlled, owners
-from secretsboot.audit.findings import run_detectors
-from secretsboot.audit.findings._base import PodFact, pod_fact
+from secretsboot.audit.findings import attach, run_detectors
+from secretsboot.audit.findings._base import PodFact, PodFacts, pod_fact
 from secretsboot.audit.findings._suppress import Inlines, read_inlines
 from secretsboot.audit.kustomize import folders as kustomize_folders
 from secretsboot.audit.loader import Loader, LoadResult, _load_batch, discover
-from secretsboot.audit.model import Coverage, Finding, LoadError, Manifest, Workload
+from secretsboot.audit.model import Coverage, Finding, LoadError, Manifest, Severity, Workload
+from secretsboot.audit.policy import Policy, Suppression, judge
+from secretsboot.audit.report._rows import Rows, rows_of
 from secretsboot.audit.resolve import WORKLOAD_KINDS, Index, ns_compatible
 
 Stub = tuple[str, str, str, tuple[tuple[str, str], ...]]  # kind, namespace, name, owners
@@ -54,7 +57,7 @@ class Scan:
     stubs: list[Stub]  # one per workload manifest, in input order
     facts: list[PodFact]  # likewise
     inlines: Inlines  # the workload manifests' suppress annotations
-    blob: bytes  # the workload manifests, pickled
+    blob: bytes  # the workload manifests, pickled and compressed
 
 
 @dataclass(slots=True)
@@ -67,14 +70,37 @@ class ShardedLoad(LoadResult):
     inlines: Inlines = field(default_factory=Inlines)
 
 
+@dataclass(frozen=True, slots=True)
+class Judging:
+    """Governance, for shards that govern their own findings and send back report rows
+    (:mod:`secretsboot.audit.report._rows`): what :func:`~secretsboot.audit.policy.govern`
+    would apply, read once by the parent."""
+
+    policy: Policy
+    active: list[Suppression]  # the unexpired file suppressions
+    baseline: frozenset[str]
+    threshold: Severity
+    expired: list[Finding]  # SB902, raised once, by the parent
+
+
 @dataclass(slots=True)
 class _Shared:
     """What every audit worker reads: set once, before the pool starts."""
 
     index: Index
-    facts: list[PodFact]
+    facts: PodFacts
     inlines: Inlines
     key: bytes
+    judging: Judging | None
+
+
+@dataclass(slots=True)
+class Shards:
+    """What the shards found: objects, or (with :class:`Judging`) report rows."""
+
+    workloads: list[Workload] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    parts: list[Rows] = field(default_factory=list)
 
 
 _shared: _Shared | None = None
@@ -95,7 +121,9 @@ def _scan(paths: list[str]) -> Scan:
         stubs=[(m.kind, m.namespace, m.name, owners(m)) for m in work],
         facts=[pod_fact(m) for m in work],
         inlines=inlines,
-        blob=pickle.dumps(work, protocol=pickle.HIGHEST_PROTOCOL),
+        # compressed (a quarter of the size): forked audit workers inherit the parent's
+        # memory, blobs included, for as long as they live
+        blob=zlib.compress(pickle.dumps(work, protocol=pickle.HIGHEST_PROTOCOL), 1),
     )
 
 
@@ -161,14 +189,17 @@ def _install(shared: _Shared) -> None:
     fingerprint.pin_key(shared.key)
 
 
-def _audit_batch(task: tuple[bytes, list[str | None]]) -> tuple[list[Workload], list[Finding]]:
+Result = tuple[list[Workload], list[Finding]] | Rows
+
+
+def _audit_batch(task: tuple[bytes, list[str | None]]) -> Result:
     blob, skips = task
     shared = _shared
     if shared is None:  # pragma: no cover - the pool's initializer installs it
         raise RuntimeError("an audit worker started without the input's supporting objects")
     with _parallel.no_gc():
         # our own scan wrote this blob moments ago, in a worker of this same audit
-        manifests: list[Manifest] = pickle.loads(blob)  # noqa: S301
+        manifests: list[Manifest] = pickle.loads(zlib.decompress(blob))  # noqa: S301
         workloads = [
             classify(m, shared.index) for m, skip in zip(manifests, skips, strict=True) if not skip
         ]
@@ -179,23 +210,47 @@ def _audit_batch(task: tuple[bytes, list[str | None]]) -> tuple[list[Workload], 
             facts=shared.facts,
             inlines=shared.inlines,
         )
+        del manifests
         for w in workloads:
             w.manifest = None
+        if shared.judging is not None:
+            return _rows(workloads, findings, shared.judging)
         for f in findings:
             _ = f.fingerprint  # made here, in parallel, not in the parent's report
         return workloads, findings
 
 
-def run(loaded: ShardedLoad, index: Index) -> tuple[list[Workload], list[Finding]]:
+def _rows(workloads: list[Workload], findings: list[Finding], judging: Judging) -> Rows:
+    judged = judge(
+        findings,
+        workloads,
+        policy=judging.policy,
+        active=judging.active,
+        baseline=judging.baseline,
+    )
+    attach(workloads, judged)
+    return rows_of(workloads, judged, judging.threshold)
+
+
+def run(loaded: ShardedLoad, index: Index, judging: Judging | None = None) -> Shards:
     """Audit every batch's workloads against ``index`` (the supporting objects), and the
-    supporting objects themselves; workloads in input order, findings unsorted."""
-    shared = _Shared(index, loaded.facts, loaded.inlines, fingerprint.audit_key())
-    workloads: list[Workload] = []
-    findings: list[Finding] = []
+    supporting objects themselves: workloads in input order, findings unsorted and
+    ungoverned; with ``judging``, governed and encoded as report rows instead."""
+    facts = PodFacts(loaded.facts).warm()  # built once, before the workers fork
+    index.warm()
+    shared = _Shared(index, facts, loaded.inlines, fingerprint.audit_key(), judging)
+    out = Shards()
+    # the parent's share, first: the supporting objects' own findings (which also builds
+    # the lookups detectors derive from the index, so the workers inherit them built)
+    own = run_detectors(index, [], facts=facts, inlines=loaded.inlines)
+    if judging is not None:
+        out.parts.append(_rows([], [*own, *judging.expired], judging))
+    else:
+        out.findings += own
+    del own
     pending = collections.deque(loaded.batches)
     loaded.batches = []  # each blob leaves the parent with its batch
-    window: collections.deque[Future[tuple[list[Workload], list[Finding]]]]
-    window = collections.deque()
+    window: collections.deque[Future[Result]] = collections.deque()
     with ProcessPoolExecutor(
         _parallel.workers(),
         mp_context=_parallel._mp_context(),
@@ -204,12 +259,13 @@ def run(loaded: ShardedLoad, index: Index) -> tuple[list[Workload], list[Finding
     ) as pool:
         while pending and len(window) < 2 * _parallel.workers():
             window.append(pool.submit(_audit_batch, pending.popleft()))
-        # the parent's share while the workers run: the supporting objects' own findings
-        findings += run_detectors(index, [], facts=loaded.facts, inlines=loaded.inlines)
         while window:  # results in batch order; a new batch goes out as one comes back
-            shard_workloads, shard_findings = window.popleft().result()
+            result = window.popleft().result()
             if pending:
                 window.append(pool.submit(_audit_batch, pending.popleft()))
-            workloads += shard_workloads
-            findings += shard_findings
-    return workloads, findings
+            if isinstance(result, Rows):
+                out.parts.append(result)
+            else:
+                out.workloads += result[0]
+                out.findings += result[1]
+    return out

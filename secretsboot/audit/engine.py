@@ -39,6 +39,9 @@ class AuditOptions:
     # False: the result drops the parsed objects (Workload.manifest, the loaded list) once the
     # detectors are done, so a large audit renders its report without holding every body
     keep_manifests: bool = True
+    # True: the caller writes the JSON report and nothing else from the result, so a sharded
+    # audit may hand it encoded report rows (a SpooledResult) instead of every finding
+    json_rows: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -95,7 +98,10 @@ def _run(loaded: LoadResult, options: AuditOptions) -> AuditResult:
     trusted = options.trusted_registries or tuple(policy.trusted_registries)
     index = Index(loaded.manifests, trusted_registries=trusted)
     if isinstance(loaded, _sharded.ShardedLoad):
-        workloads, findings = _sharded.run(loaded, index)
+        if options.json_rows:
+            return _spooled(loaded, index, options, policy, suppressions, baseline)
+        shards = _sharded.run(loaded, index)
+        workloads, findings = shards.workloads, shards.findings
     else:
         workloads = classify_all(index, loaded)
         findings = _detect(index, workloads)
@@ -134,6 +140,46 @@ def load_input(
     return load(paths, stdin=stdin, kustomize=kustomize)
 
 
+def _spooled(
+    loaded: _sharded.ShardedLoad,
+    index: Index,
+    options: AuditOptions,
+    policy: Any,
+    suppressions: list[Any],
+    baseline: frozenset[str],
+) -> AuditResult:
+    """A sharded audit whose shards govern their findings and encode the JSON rows."""
+    import datetime as dt
+
+    from secretsboot.audit import policy as governance
+    from secretsboot.audit.report._rows import SpooledResult
+
+    today = dt.date.today()
+    flag = options.threshold if options.threshold_from_flag else None
+    threshold = governance.effective_threshold(options.threshold, flag, policy)
+    judging = _sharded.Judging(
+        policy=policy,
+        active=[s for s in suppressions if not s.expired(today)],
+        baseline=baseline,
+        threshold=threshold,
+        expired=governance.expired_findings(suppressions, today),
+    )
+    parts = _sharded.run(loaded, index, judging).parts
+    loaded.manifests = []
+    result = SpooledResult(
+        workloads=[],
+        findings=[],
+        errors=list(loaded.errors),
+        coverage=loaded.coverage,
+        threshold=threshold,
+        tool_version=__version__,
+        parts=parts,
+    )
+    for part in parts:
+        result.counts.add(part.tally)
+    return result
+
+
 def audit_paths(
     paths: Sequence[str | Path],
     options: AuditOptions | None = None,
@@ -169,6 +215,6 @@ def exit_status(result: AuditResult, *, report_only: bool = False) -> int:
     """0 below the threshold (or with ``report_only``), 11 at or over it."""
     from secretsboot.errors import ExitCode
 
-    if report_only or not result.over_threshold():
+    if report_only or not result.over_threshold_count():
         return int(ExitCode.OK)
     return int(ExitCode.FINDINGS)

@@ -275,6 +275,48 @@ class Coverage:
 
 
 @dataclass(slots=True)
+class Tally:
+    """What a report counts of an audit's findings (its summary), made in parts and added
+    up when the findings are not held in one place (:mod:`secretsboot.audit._sharded`)."""
+
+    workloads: int = 0
+    findings: int = 0
+    counted: int = 0  # neither suppressed nor in the baseline
+    suppressed: int = 0
+    baseline: int = 0  # in the baseline and not suppressed
+    over_threshold: int = 0
+    by_severity: dict[Severity, int] = field(default_factory=dict)  # of the counted ones
+    approaches: set[str] = field(default_factory=set)  # approach ids the workloads use
+
+    @classmethod
+    def of(cls, workloads: list[Workload], findings: list[Finding], threshold: Severity) -> Tally:
+        t = cls(workloads=len(workloads), findings=len(findings))
+        for w in workloads:
+            t.approaches.update(a.id for a in w.approaches)
+        for f in findings:
+            if f.suppressed:
+                t.suppressed += 1
+            elif f.baseline:
+                t.baseline += 1
+            else:
+                t.counted += 1
+                t.by_severity[f.severity] = t.by_severity.get(f.severity, 0) + 1
+                t.over_threshold += f.severity >= threshold
+        return t
+
+    def add(self, other: Tally) -> None:
+        self.workloads += other.workloads
+        self.findings += other.findings
+        self.counted += other.counted
+        self.suppressed += other.suppressed
+        self.baseline += other.baseline
+        self.over_threshold += other.over_threshold
+        for severity, n in other.by_severity.items():
+            self.by_severity[severity] = self.by_severity.get(severity, 0) + n
+        self.approaches |= other.approaches
+
+
+@dataclass(slots=True)
 class AuditResult:
     workloads: list[Workload]
     findings: list[Finding]  # every finding, workload-level and object-level
@@ -290,3 +332,10 @@ class AuditResult:
 
     def over_threshold(self) -> list[Finding]:
         return [f for f in self.counted() if f.severity >= self.threshold]
+
+    def over_threshold_count(self) -> int:
+        return len(self.over_threshold())
+
+    def tally(self) -> Tally:
+        """The summary's counts."""
+        return Tally.of(self.workloads, self.findings, self.threshold)

@@ -189,6 +189,12 @@ class Index:
         if self.memo and kind in {"RoleBinding", "ClusterRoleBinding", "Role", "ClusterRole"}:
             self.memo.clear()
 
+    def warm(self) -> None:
+        """Build every lookup now (a sharded audit's forked workers then share them)."""
+        self.identity_bindings("", "")
+        self.secret_producers("", "")
+        self.role_bindings_for("", "")
+
     def __len__(self) -> int:
         return len(self.manifests)
 

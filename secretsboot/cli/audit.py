@@ -302,6 +302,7 @@ def register(app: typer.Typer) -> None:
             threshold_from_flag=severity_threshold is not None,
             trusted_registries=tuple(trusted_registry or ()),
             keep_manifests=False,
+            json_rows=output is ReportFormat.JSON and write_baseline is None,
             policy=policy,
             suppressions=suppressions,
             baseline=baseline,
@@ -321,7 +322,7 @@ def register(app: typer.Typer) -> None:
         result = engine.run(loaded, options)
         result.source = cluster_name or source
         del loaded  # the parsed objects are not needed to render
-        say.step(f"{len(result.workloads):,} workloads audited; writing the report")
+        say.step(f"{result.coverage.workloads:,} workloads audited; writing the report")
         _report(result, output, out, say)
         if write_baseline is not None:
             from secretsboot.audit import policy as governance
@@ -329,9 +330,8 @@ def register(app: typer.Typer) -> None:
             n = governance.write_baseline(result, write_baseline)
             say.info(f"wrote a baseline of {n} finding(s) to {write_baseline}")
         if engine.exit_status(result, report_only=report_only):
-            over = result.over_threshold()
             raise FindingsOverThreshold(
-                f"{len(over)} findings at or over {result.threshold.label}",
+                f"{result.over_threshold_count()} findings at or over {result.threshold.label}",
                 hint="fix them, suppress them with a reason, or record a baseline",
             )
 

@@ -36,12 +36,20 @@ from secretsboot.audit.findings import (
     service_accounts,
     workload_identity,
 )
-from secretsboot.audit.findings._base import Context, PodFact, Rule, build_context
+from secretsboot.audit.findings._base import Context, PodFacts, Rule, build_context
 from secretsboot.audit.findings._suppress import Inlines, apply_inline
 from secretsboot.audit.model import Finding, Manifest, Workload
 from secretsboot.audit.resolve import Index
 
-__all__ = ["FAMILIES", "RULES", "Rule", "build_context", "run_detectors", "sort_findings"]
+__all__ = [
+    "FAMILIES",
+    "RULES",
+    "Rule",
+    "build_context",
+    "run_detectors",
+    "sort_findings",
+    "sort_key",
+]
 
 FAMILIES: tuple[ModuleType, ...] = (
     env_secrets,
@@ -75,14 +83,14 @@ def _manifests(index: Any) -> list[Manifest]:
     return [m for m in index if isinstance(m, Manifest)]
 
 
-def _sort_key(f: Finding) -> tuple[str, int, str, str, str, str, str]:
+def sort_key(f: Finding) -> tuple[str, int, str, str, str, str, str]:
     e = f.evidence
     return (e.file, e.line, f.rule_id, e.object, e.path, e.detail, f.workload_id)
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     """Deterministic order: file, line, rule, object, path."""
-    return sorted(findings, key=_sort_key)
+    return sorted(findings, key=sort_key)
 
 
 def run_detectors(
@@ -92,7 +100,7 @@ def run_detectors(
     trusted_registries: Iterable[str] | None = None,
     disabled: Iterable[str] = (),
     reported: list[Manifest] | None = None,
-    facts: list[PodFact] | None = None,
+    facts: PodFacts | None = None,
     inlines: Inlines | None = None,
 ) -> list[Finding]:
     """Run every detector family; findings sorted, one per fingerprint, workload and file.
@@ -153,7 +161,7 @@ def run_detectors(
     unreadable = apply_inline(ctx, out)
     del ctx
     out += [f for f in unreadable if f.rule_id not in off]
-    out.sort(key=_sort_key)
+    out.sort(key=sort_key)
     return out
 
 

@@ -204,6 +204,45 @@ def pod_fact(manifest: Manifest) -> PodFact:
     )
 
 
+class PodFacts:
+    """Every workload's :class:`PodFact`, and the two questions detectors ask of them.
+
+    The lookups are built on first use and then only read, so a sharded audit builds
+    them once in the parent (:meth:`warm`) and its forked workers share them."""
+
+    __slots__ = ("_by_account", "_by_name", "facts")
+
+    def __init__(self, facts: list[PodFact]) -> None:
+        self.facts = facts
+        self._by_account: dict[tuple[str, str], list[str]] | None = None
+        self._by_name: dict[str, list[PodFact]] | None = None
+
+    def sharing(self, namespace: str, service_account: str) -> list[str]:
+        """Refs of the workloads running as this ServiceAccount, sorted."""
+        if self._by_account is None:
+            by_account: dict[tuple[str, str], list[str]] = {}
+            for f in self.facts:
+                by_account.setdefault((f.namespace, f.service_account), []).append(f.ref)
+            for refs in by_account.values():
+                refs.sort()
+            self._by_account = by_account
+        return self._by_account.get((namespace, service_account), [])
+
+    def named(self, service_account: str) -> list[PodFact]:
+        """The workloads running as a ServiceAccount of this name, in any namespace."""
+        if self._by_name is None:
+            by_name: dict[str, list[PodFact]] = {}
+            for f in self.facts:
+                by_name.setdefault(f.service_account, []).append(f)
+            self._by_name = by_name
+        return self._by_name.get(service_account, [])
+
+    def warm(self) -> PodFacts:
+        self.sharing("", "")
+        self.named("")
+        return self
+
+
 def opts_in_to_workload_identity(pod_labels: dict[str, Any]) -> bool:
     """Does a pod with these labels get workload identity from the webhook?"""
     return str(pod_labels.get(USE_LABEL) or "").strip().lower() == "true"
@@ -230,7 +269,7 @@ class Context:
     _memo: dict[str, Any] = field(default_factory=dict)  # per-run caches of derived indexes
     _all_by_kind: dict[str, list[Manifest]] | None = None  # lookups (None: the reported set)
     _all_by_name: dict[tuple[str, str], list[Manifest]] | None = None
-    facts: list[PodFact] | None = None  # every workload's (None: from the reported pods)
+    facts: PodFacts | None = None  # every workload's (None: from the reported pods)
     inlines: Any = None  # the input's inline suppressions (None: read from the manifests)
 
     def of_kind(self, *kinds: str) -> list[Manifest]:
@@ -262,10 +301,10 @@ class Context:
     def service_account(self, pod: PodView) -> Manifest | None:
         return self.named("ServiceAccount", pod.namespace, pod.service_account)
 
-    def pod_facts(self) -> list[PodFact]:
+    def pod_facts(self) -> PodFacts:
         """Every workload's :class:`PodFact` (the whole input's, in a shard too)."""
         if self.facts is None:
-            self.facts = [pod_fact(p.manifest) for p in self.pods]
+            self.facts = PodFacts([pod_fact(p.manifest) for p in self.pods])
         return self.facts
 
 
@@ -285,7 +324,7 @@ def build_context(
     *,
     trusted_registries: Iterable[str] = (),
     lookup: Index | None = None,
-    facts: list[PodFact] | None = None,
+    facts: PodFacts | None = None,
     inlines: Any = None,
 ) -> Context:
     """Index the objects once for every detector (reusing the resolver's, when given one).
@@ -301,6 +340,7 @@ def build_context(
             trusted_registries=tuple(trusted_registries),
             _by_kind=manifests.by_kind(),
             _by_name=manifests.by_name(),
+            _memo=manifests.memo,
         )
     else:
         ctx = Context(

@@ -79,12 +79,7 @@ def _automount(ctx: Context, pod: PodView) -> tuple[bool, Evidence, str]:
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
-    users: dict[tuple[str, str], list[str]] = {}
-    for fact in ctx.pod_facts():  # every workload's, not only the reported ones
-        users.setdefault((fact.namespace, fact.service_account), []).append(fact.ref)
-    for refs in users.values():
-        refs.sort()
-
+    users = ctx.pod_facts()  # every workload's, not only the reported ones
     for pod in ctx.pods:
         sa_path = (*pod.spec_path, "serviceAccountName")
         if pod.service_account == "default":
@@ -95,7 +90,7 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 workload_id=pod.uid,
             )
         else:
-            sharing = users[(pod.namespace, pod.service_account)]
+            sharing = users.sharing(pod.namespace, pod.service_account)
             if len(sharing) > 1:
                 others = [ref for ref in sharing[:6] if ref != pod.ref][:5]
                 more = len(sharing) - 1 - len(others)

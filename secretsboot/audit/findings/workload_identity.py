@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from secretsboot.audit.findings._base import (
     USE_LABEL,
     Context,
-    PodFact,
     PodView,
     Rule,
     as_dict,
@@ -102,16 +101,11 @@ def _annotations(sa: Manifest) -> dict[str, object]:
 
 
 def detect(ctx: Context) -> Iterator[Finding]:
-    users_by_sa: dict[str, list[PodFact]] = {}
-    for fact in ctx.pod_facts():  # every workload's, not only the reported ones
-        users_by_sa.setdefault(fact.service_account, []).append(fact)
-
+    facts = ctx.pod_facts()  # every workload's, not only the reported ones
     for sa in ctx.of_kind("ServiceAccount"):
         labels = as_dict(as_dict(sa.body.get("metadata")).get("labels"))
         if USE_LABEL in labels:
-            users = [
-                f for f in users_by_sa.get(sa.name, []) if same_namespace(f.namespace, sa.namespace)
-            ]
+            users = [f for f in facts.named(sa.name) if same_namespace(f.namespace, sa.namespace)]
             harmless = bool(users) and all(f.uses_workload_identity for f in users)
             yield SB220.finding(
                 evidence=evidence_at(sa, ("metadata", "labels", USE_LABEL)),

@@ -6,7 +6,6 @@ only redacted previews and fingerprints (:func:`secretsboot.secret.fingerprint`)
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
@@ -50,21 +49,21 @@ def status(f: Finding) -> str:
     return "open"
 
 
-def ordered(findings: list[Finding]) -> list[Finding]:
+def order_key(f: Finding) -> tuple[bool, int, str, int, str, str, str, str]:
     """Worst first, then file, line, rule: the order people read findings in."""
-    return sorted(
-        findings,
-        key=lambda f: (
-            f.suppressed or f.baseline,
-            -int(f.severity),
-            f.evidence.file,
-            f.evidence.line,
-            f.rule_id,
-            f.evidence.object,
-            f.evidence.path,
-            f.workload,
-        ),
-    )
+    e = f.evidence
+    return (f.suppressed or f.baseline, -int(f.severity), e.file, e.line, f.rule_id, e.object,
+            e.path, f.workload)  # fmt: skip
+
+
+def ordered(findings: list[Finding]) -> list[Finding]:
+    """``findings`` in :func:`order_key` order (stable)."""
+    return sorted(findings, key=order_key)
+
+
+def workload_key(w: Workload) -> tuple[str, int, str]:
+    """The order of workloads in a report: file, line, ref."""
+    return (w.file, w.line, w.ref)
 
 
 def evidence_doc(e: Evidence) -> dict[str, Any]:
@@ -151,16 +150,15 @@ class Summary:
 
 
 def summary(result: AuditResult) -> Summary:
-    counted = result.counted()
-    per = Counter(f.severity for f in counted)
+    t = result.tally()
     return Summary(
-        workloads=len(result.workloads),
-        findings=len(result.findings),
-        counted=len(counted),
-        suppressed=sum(1 for f in result.findings if f.suppressed),
-        baseline=sum(1 for f in result.findings if f.baseline and not f.suppressed),
-        over_threshold=len(result.over_threshold()),
-        by_severity={s.label: per.get(s, 0) for s in sorted(Severity, reverse=True)},
+        workloads=t.workloads,
+        findings=t.findings,
+        counted=t.counted,
+        suppressed=t.suppressed,
+        baseline=t.baseline,
+        over_threshold=t.over_threshold,
+        by_severity={s.label: t.by_severity.get(s, 0) for s in sorted(Severity, reverse=True)},
         errors=len(result.errors),
     )
 

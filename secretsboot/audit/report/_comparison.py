@@ -179,7 +179,11 @@ def approach_worst(findings: list[Finding], approach: str) -> Severity | None:
 
 def approaches_in(result: AuditResult) -> list[str]:
     """Every approach id any workload uses, in table order, then unknown ones sorted."""
-    used = {a for w in result.workloads for a in w.approach_ids}
+    return table_order({a for w in result.workloads for a in w.approach_ids})
+
+
+def table_order(used: set[str]) -> list[str]:
+    """Approach ids in table order, then unknown ones sorted."""
     known = [a for a in TABLE if a in used]
     return known + sorted(used - set(TABLE))
 
@@ -198,9 +202,24 @@ def iter_services(
     """One row per workload, sorted by namespace and name, built as it is read."""
     if by_ref is None:
         by_ref = findings_by_workload(result)
-    for w in sorted(result.workloads, key=lambda w: (w.namespace, w.name, w.kind, w.file)):
+    for w in sorted(result.workloads, key=service_key):
         found = by_ref.get(w.uid, [])
         yield ServiceRow(w, w.approach_ids, worst(found), found)
+
+
+def service_key(w: Workload) -> tuple[str, str, str, str]:
+    """The order of the comparison's services: namespace, name, kind, file."""
+    return (w.namespace, w.name, w.kind, w.file)
+
+
+def service_doc(row: ServiceRow) -> dict[str, object]:
+    """One service of the JSON comparison."""
+    return {
+        "workload": row.workload.ref,
+        "id": row.workload.uid,
+        "approaches": row.approaches,
+        "worst": row.worst.label if row.worst is not None else None,
+    }
 
 
 def services(result: AuditResult) -> list[ServiceRow]:
@@ -212,18 +231,12 @@ def comparison_document(
     *,
     by_ref: dict[str, list[Finding]] | None = None,
     stream: bool = False,
+    services: Stream | None = None,
 ) -> dict[str, object]:
     """The comparison as plain data (the ``comparison`` member of the JSON report);
-    ``stream``: its ``services`` as a :class:`~secretsboot.audit.report._stream.Stream`."""
-    rows = (
-        {
-            "workload": row.workload.ref,
-            "id": row.workload.uid,
-            "approaches": row.approaches,
-            "worst": row.worst.label if row.worst is not None else None,
-        }
-        for row in iter_services(result, by_ref)
-    )
+    ``stream``: its ``services`` as a :class:`~secretsboot.audit.report._stream.Stream`;
+    ``services``: that Stream, given (already encoded, by a sharded audit)."""
+    rows = (service_doc(row) for row in iter_services(result, by_ref))
     return {
         "properties": [key for key, _ in PROPERTIES],
         "approaches": [
@@ -234,7 +247,7 @@ def comparison_document(
                     for (key, _), cell in zip(PROPERTIES, cells(approach), strict=True)
                 },
             }
-            for approach in approaches_in(result)
+            for approach in table_order(result.tally().approaches)
         ],
-        "services": Stream(rows) if stream else list(rows),
+        "services": services or (Stream(rows) if stream else list(rows)),
     }

@@ -36,10 +36,11 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_cir
 class Stream:
     """A JSON array produced item by item (see the module docstring); items hold no Stream."""
 
-    __slots__ = ("items",)
+    __slots__ = ("encoded", "items")
 
-    def __init__(self, items: Iterable[Any]) -> None:
+    def __init__(self, items: Iterable[Any], *, encoded: bool = False) -> None:
         self.items: Iterator[Any] = iter(items)
+        self.encoded = encoded  # the items are JSON text already (:func:`encode` d elsewhere)
 
 
 def _open(value: Any) -> bool:
@@ -89,8 +90,9 @@ def _write(value: Any, stream: TextIO) -> None:
 def _write_stream(value: Stream, stream: TextIO) -> None:
     chunk: list[str] = []
     count = 0
+    encoded = value.encoded
     for item in value.items:
-        chunk.append(encode(item))
+        chunk.append(item if encoded else encode(item))
         count += 1
         if len(chunk) >= CHUNK_ITEMS:
             stream.write(("[\n" if count == len(chunk) else ",\n") + ",\n".join(chunk))

@@ -39,15 +39,19 @@ from secretsboot.audit.report._common import (
     ordered,
     summary,
     workload_doc,
+    workload_key,
 )
+from secretsboot.audit.report._rows import SpooledResult
 from secretsboot.audit.report._stream import Stream, write_json
 
 
 def streamed(result: AuditResult) -> dict[str, Any]:
     """The report as plain data whose large arrays (workloads, findings, services) are
     :class:`~secretsboot.audit.report._stream.Stream` s: documents built one at a time."""
+    if isinstance(result, SpooledResult):
+        return _spooled(result)
     c = result.coverage
-    workloads = sorted(result.workloads, key=lambda w: (w.file, w.line, w.ref))
+    workloads = sorted(result.workloads, key=workload_key)
     by_ref = _comparison.findings_by_workload(result)
     return {
         "schema": SCHEMA_VERSION,
@@ -69,6 +73,20 @@ def streamed(result: AuditResult) -> dict[str, Any]:
         },
         "comparison": _comparison.comparison_document(result, by_ref=by_ref, stream=True),
     }
+
+
+def _spooled(result: SpooledResult) -> dict[str, Any]:
+    """:func:`streamed` of a sharded audit: its rows come encoded, merged in order."""
+    doc = streamed(AuditResult([], [], result.errors, result.coverage, result.threshold))
+    doc["tool"]["version"] = result.tool_version
+    doc["source"]["name"] = result.source or "input"
+    doc["summary"] = summary(result).doc()
+    doc["workloads"] = Stream(result.take("workloads"), encoded=True)
+    doc["findings"] = Stream(result.take("findings"), encoded=True)
+    doc["comparison"] = _comparison.comparison_document(
+        result, services=Stream(result.take("services"), encoded=True)
+    )
+    return doc
 
 
 def document(result: AuditResult) -> dict[str, Any]:

@@ -1,0 +1,102 @@
+"""A sharded audit's JSON report rows: encoded by the workers, merged by the writer.
+
+At 100,000 workloads the report's rows (a workload, a finding or a service each)
+are 330 MB of JSON text and, before that, 350,000 finding objects. A shard that
+knows the report will be JSON (:attr:`~secretsboot.audit.engine.AuditOptions.
+json_rows`) governs its own findings (:func:`secretsboot.audit.policy.judge`),
+encodes each row as the JSON writer would, and sends back three *runs*: the rows
+sorted by the report's order, pickled in chunks of :data:`CHUNK` and compressed
+(a tenth of the text). The parent holds runs and a :class:`~.model.Tally`, never
+the findings; the writer merges the runs (:func:`merged`, stable, so rows come out
+in exactly the order one process sorts them) and decompresses a chunk at a time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import pickle
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+from secretsboot.audit.findings import sort_key
+from secretsboot.audit.model import AuditResult, Finding, Severity, Tally, Workload
+from secretsboot.audit.report import _comparison
+from secretsboot.audit.report._common import finding_doc, order_key, workload_doc, workload_key
+from secretsboot.audit.report._stream import encode
+
+CHUNK = 512  # rows per compressed chunk: what the merge holds of each run at a time
+
+Row = tuple[tuple[Any, ...], str]  # (sort key, JSON text)
+Run = list[bytes]  # compressed, pickled chunks of rows, in key order
+
+
+def encode_run(rows: list[Row]) -> Run:
+    """``rows`` sorted by key (stable) and packed."""
+    rows.sort(key=itemgetter(0))
+    return [
+        zlib.compress(pickle.dumps(rows[i : i + CHUNK], protocol=pickle.HIGHEST_PROTOCOL), 1)
+        for i in range(0, len(rows), CHUNK)
+    ]
+
+
+def _read(run: Run) -> Iterator[Row]:
+    run.reverse()
+    while run:
+        # a run this audit's own worker packed moments ago
+        yield from pickle.loads(zlib.decompress(run.pop()))  # noqa: S301
+
+
+def merged(runs: list[Run]) -> Iterator[str]:
+    """The JSON text of every row of ``runs``, in key order; equal keys keep run order."""
+    for _, text in heapq.merge(*(_read(r) for r in runs), key=itemgetter(0)):
+        yield text
+
+
+@dataclass(slots=True)
+class Rows:
+    """One shard's (or the parent's) report rows and counts."""
+
+    workloads: Run
+    findings: Run
+    services: Run
+    tally: Tally
+
+
+def rows_of(workloads: list[Workload], findings: list[Finding], threshold: Severity) -> Rows:
+    """Encode governed ``workloads`` (their findings attached) and ``findings``."""
+    w_rows: list[Row] = []
+    s_rows: list[Row] = []
+    for w in workloads:
+        found = w.findings
+        w_rows.append((workload_key(w), encode(workload_doc(w, found))))
+        row = _comparison.ServiceRow(w, w.approach_ids, _comparison.worst(found), found)
+        s_rows.append((_comparison.service_key(w), encode(_comparison.service_doc(row))))
+    f_rows: list[Row] = [((*order_key(f), *sort_key(f)), encode(finding_doc(f))) for f in findings]
+    return Rows(
+        encode_run(w_rows),
+        encode_run(f_rows),
+        encode_run(s_rows),
+        Tally.of(workloads, findings, threshold),
+    )
+
+
+@dataclass(slots=True)
+class SpooledResult(AuditResult):
+    """An audit whose workloads and findings are held as encoded report rows: only
+    the JSON report can be written from it, once (its runs are read as it is)."""
+
+    parts: list[Rows] = field(default_factory=list)
+    counts: Tally = field(default_factory=Tally)
+
+    def tally(self) -> Tally:
+        return self.counts
+
+    def over_threshold_count(self) -> int:
+        return self.counts.over_threshold
+
+    def take(self, name: str) -> Iterator[str]:
+        """The merged rows of ``name`` (workloads, findings or services)."""
+        return merged([getattr(p, name) for p in self.parts])
