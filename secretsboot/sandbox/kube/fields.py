@@ -15,13 +15,13 @@ its own ``Apply`` entry.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 from collections.abc import Iterable
 from typing import Any
 
 from secretsboot.sandbox.kube.patches import SCHEMAS, ListOf, Schema
 from secretsboot.sandbox.kube.resources import Resource
+from secretsboot.sandbox.kube.strategy import now
 
 Path = tuple[str, ...]
 Obj = dict[str, Any]
@@ -164,16 +164,12 @@ def path_str(path: Path) -> str:
     return out
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def entry(manager: str, operation: str, api_version: str, paths: Iterable[Path]) -> Obj:
     return {
         "manager": manager,
         "operation": operation,
         "apiVersion": api_version,
-        "time": _now(),
+        "time": now(),
         "fieldsType": "FieldsV1",
         "fieldsV1": to_fields_v1(paths),
     }

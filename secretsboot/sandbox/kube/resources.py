@@ -245,58 +245,66 @@ class ApiError(Exception):
         return body
 
 
-def not_found(resource: Resource, name: str) -> ApiError:
+def object_error(
+    code: int,
+    reason: str,
+    resource: Resource,
+    name: str,
+    message: str,
+    *,
+    by_kind: bool = False,
+    cause: tuple[str, str, str] | None = None,
+) -> ApiError:
+    """An error about one object, with the details the API server gives: its name, group
+    and resource (the kind instead when ``by_kind``, as validation errors do), and
+    ``cause`` as ``(reason, message, field)``."""
     return ApiError(
-        404,
-        "NotFound",
-        f'{resource.plural}{_dot(resource)} "{name}" not found',
+        code,
+        reason,
+        message,
         name=name,
         group=resource.group,
-        kind=resource.plural,
+        kind=resource.kind if by_kind else resource.plural,
+        causes=[dict(zip(("reason", "message", "field"), cause, strict=True))] if cause else None,
     )
+
+
+def qualified(resource: Resource, name: str, *, by_kind: bool = False) -> str:
+    """How the API server names an object in a message: ``secrets "db"``,
+    ``roles.rbac.authorization.k8s.io "reader"`` (``by_kind``: ``Secret "db"``)."""
+    return f'{resource.kind if by_kind else resource.plural}{_dot(resource)} "{name}"'
+
+
+def not_found(resource: Resource, name: str) -> ApiError:
+    message = f"{qualified(resource, name)} not found"
+    return object_error(404, "NotFound", resource, name, message)
 
 
 def already_exists(resource: Resource, name: str) -> ApiError:
-    return ApiError(
-        409,
-        "AlreadyExists",
-        f'{resource.plural}{_dot(resource)} "{name}" already exists',
-        name=name,
-        group=resource.group,
-        kind=resource.plural,
-    )
+    message = f"{qualified(resource, name)} already exists"
+    return object_error(409, "AlreadyExists", resource, name, message)
 
 
 def conflict(resource: Resource, name: str) -> ApiError:
-    return ApiError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {resource.plural}{_dot(resource)} "{name}": '
-        "the object has been modified; please apply your changes to the latest version "
-        "and try again",
-        name=name,
-        group=resource.group,
-        kind=resource.plural,
+    message = (
+        f"Operation cannot be fulfilled on {qualified(resource, name)}: the object has been "
+        "modified; please apply your changes to the latest version and try again"
+    )
+    return object_error(409, "Conflict", resource, name, message)
+
+
+def field_error(
+    resource: Resource, name: str, field: str, detail: str, cause: str = "FieldValueInvalid"
+) -> ApiError:
+    """422 Invalid on one field: ``Secret "db" is invalid: data[k]: <detail>``."""
+    message = f"{qualified(resource, name, by_kind=True)} is invalid: {field}: {detail}"
+    return object_error(
+        422, "Invalid", resource, name, message, by_kind=True, cause=(cause, detail, field)
     )
 
 
 def invalid(resource: Resource, name: str, field: str, value: Any, why: str) -> ApiError:
-    detail = f'{field}: Invalid value: "{value}": {why}'
-    return ApiError(
-        422,
-        "Invalid",
-        f'{resource.kind}{_dot(resource)} "{name}" is invalid: {detail}',
-        name=name,
-        group=resource.group,
-        kind=resource.kind,
-        causes=[
-            {
-                "reason": "FieldValueInvalid",
-                "message": f'Invalid value: "{value}": {why}',
-                "field": field,
-            }
-        ],
-    )
+    return field_error(resource, name, field, f'Invalid value: "{value}": {why}')
 
 
 def invalid_options(options: str, field: str, reason: str, message: str) -> ApiError:

@@ -18,14 +18,12 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import datetime as dt
 import json
-import secrets as _secrets
 import threading
-import uuid
 from typing import Any
 
 from secretsboot.sandbox.kube import resources as res
+from secretsboot.sandbox.kube import strategy
 from secretsboot.sandbox.kube.patches import json_patch, merge_patch, strategic_merge_patch
 from secretsboot.sandbox.kube.resources import ApiError, Resource
 from secretsboot.sandbox.kube.selectors import parse_field_selector, parse_label_selector
@@ -37,10 +35,6 @@ Obj = dict[str, Any]
 
 _DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public")
 Key = tuple[str, str, str, str]
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ObjectStore:
@@ -103,6 +97,27 @@ class ObjectStore:
         return (resource.group, resource.plural, namespace or "", name)
 
     @staticmethod
+    def _address(resource: Resource | str, namespace: str | None) -> tuple[Resource, str | None]:
+        """The resource (by name or itself) and the namespace a request on it means:
+        ``default`` when none is given, None for a cluster-scoped resource."""
+        resource = res.lookup(resource) if isinstance(resource, str) else resource
+        return resource, ((namespace or "default") if resource.namespaced else None)
+
+    def _current(self, resource: Resource, namespace: str | None, name: str) -> tuple[Key, Obj]:
+        """The key and the stored object (lock held); 404 when there is none."""
+        key = self._key(resource, namespace, name)
+        current = self._objects.get(key)
+        if current is None:
+            raise res.not_found(resource, name)
+        return key, current
+
+    @staticmethod
+    def _check_version(resource: Resource, name: str, current: Obj, sent: Any) -> None:
+        """Optimistic concurrency: a resourceVersion sent that is not the stored one is 409."""
+        if sent and str(sent) != current["metadata"]["resourceVersion"]:
+            raise res.conflict(resource, name)
+
+    @staticmethod
     def resolve(obj: Obj, resource: Resource | None = None) -> Resource:
         if resource is not None:
             return resource
@@ -128,52 +143,15 @@ class ObjectStore:
         """The namespace exists and is not being deleted (NamespaceLifecycle admission)."""
         if ns is None:
             return
-        found = self._objects.get(self._key(res.lookup("namespaces"), None, ns))
-        if found is None:
-            raise res.not_found(res.lookup("namespaces"), ns)
+        _, found = self._current(res.lookup("namespaces"), None, ns)
         if found["metadata"].get("deletionTimestamp"):
-            raise ApiError(
-                403,
-                "Forbidden",
-                f'{resource.plural}{"." + resource.group if resource.group else ""} "{name}" '
-                f"is forbidden: unable to create new content in namespace {ns} because it is "
-                "being terminated",
-                name=name,
-                group=resource.group,
-                kind=resource.plural,
-                causes=[
-                    {
-                        "reason": "NamespaceTerminating",
-                        "message": f"namespace {ns} is being terminated",
-                        "field": "metadata.namespace",
-                    }
-                ],
+            message = (
+                f"{res.qualified(resource, name)} is forbidden: unable to create new content "
+                f"in namespace {ns} because it is being terminated"
             )
-
-    @classmethod
-    def _normalize(cls, resource: Resource, obj: Obj, name: str) -> None:
-        res.validate_object(resource, obj, name)
-        if resource.plural == "secrets":
-            data = obj.setdefault("data", {}) or {}
-            obj["data"] = data
-            for key, value in data.items():
-                try:
-                    base64.b64decode(str(value), validate=True)
-                except (binascii.Error, ValueError):
-                    raise res.invalid(
-                        resource, name, f"data[{key}]", "<value>", "illegal base64 data"
-                    ) from None
-            for key, value in (obj.pop("stringData", None) or {}).items():
-                data[key] = base64.b64encode(str(value).encode()).decode()
-            obj.setdefault("type", "Opaque")
-            if not data:
-                obj.pop("data")
-        if resource.plural == "pods":
-            obj.setdefault("status", {}).setdefault("phase", "Pending")
-            obj.setdefault("spec", {}).setdefault("serviceAccountName", "default")
-        if resource.plural == "namespaces":
-            labels = obj["metadata"].setdefault("labels", {})
-            labels.setdefault("kubernetes.io/metadata.name", name)
+            why = f"namespace {ns} is being terminated"
+            cause = ("NamespaceTerminating", why, "metadata.namespace")
+            raise res.object_error(403, "Forbidden", resource, name, message, cause=cause)
 
     # -- CRUD ----------------------------------------------------------------------
     def create(
@@ -188,77 +166,28 @@ class ObjectStore:
         (``dry_run``: the same answer, without a resourceVersion, nothing stored)."""
         resource = self.resolve(obj, resource)
         obj = copy.deepcopy(obj)
-        meta = obj.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise res.bad_request("metadata must be an object")
-        name = meta.get("name")
-        if not name and meta.get("generateName"):
-            name = str(meta["generateName"]) + _secrets.token_hex(3)[:5]
-        if not name:
-            raise res.invalid(resource, "", "metadata.name", "", "name or generateName is required")
-        name = str(name)
-        problem = res.name_problem(resource, name)
-        if problem:
-            raise res.invalid(resource, name, "metadata.name", name, problem)
+        name = strategy.new_name(resource, obj.setdefault("metadata", {}))
         with self._lock:
             ns = self._namespace_of(resource, obj, namespace)
             self._require_namespace(ns, resource, name)
             key = self._key(resource, ns, name)
             if key in self._objects:
                 raise res.already_exists(resource, name)
-            obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
-            meta["name"] = name
-            if ns is not None:
-                meta["namespace"] = ns
-            else:
-                meta.pop("namespace", None)
-            for server_field in (
-                "uid",
-                "resourceVersion",
-                "creationTimestamp",
-                "deletionTimestamp",
-            ):
-                meta.pop(server_field, None)
-            meta["uid"] = str(uuid.uuid4())
-            meta["creationTimestamp"] = _now()
-            if resource.plural == "namespaces":  # the namespace strategy's PrepareForCreate
-                spec = obj["spec"] = dict(obj.get("spec") or {})
-                finalizers = list(spec.get("finalizers") or [])
-                spec["finalizers"] = [
-                    *finalizers,
-                    *(["kubernetes"] * ("kubernetes" not in finalizers)),
-                ]
-                obj["status"] = {"phase": "Active"}
-            if "spec" in obj:
-                meta["generation"] = 1
-            self._normalize(resource, obj, name)
+            strategy.prepare_for_create(resource, obj, name, ns)
             if dry_run:
                 return copy.deepcopy(obj)
             self._put(key, obj, "ADDED")
             if resource.plural == "namespaces":
                 sa = res.lookup("serviceaccounts")
-                default_sa = {
-                    "apiVersion": "v1",
-                    "kind": "ServiceAccount",
-                    "metadata": {
-                        "name": "default",
-                        "namespace": name,
-                        "uid": str(uuid.uuid4()),
-                        "creationTimestamp": _now(),
-                    },
-                }
+                default_sa = strategy.default_service_account(name)
                 self._put(self._key(sa, name, "default"), default_sa, "ADDED")
             return copy.deepcopy(obj)
 
     def get(self, resource: Resource | str, name: str, namespace: str | None = None) -> Obj:
         """GET one object (404 ApiError when missing)."""
-        resource = res.lookup(resource) if isinstance(resource, str) else resource
-        ns = (namespace or "default") if resource.namespaced else None
+        resource, ns = self._address(resource, namespace)
         with self._lock:
-            obj = self._objects.get(self._key(resource, ns, name))
-            if obj is None:
-                raise res.not_found(resource, name)
-            return copy.deepcopy(obj)
+            return copy.deepcopy(self._current(resource, ns, name)[1])
 
     def exists(self, resource: Resource | str, name: str, namespace: str | None = None) -> bool:
         try:
@@ -342,90 +271,23 @@ class ObjectStore:
         meta = obj.setdefault("metadata", {})
         name = str(meta.get("name") or "")
         with self._lock:
-            ns = self._namespace_of(resource, obj, namespace)
-            key = self._key(resource, ns, name)
-            current = self._objects.get(key)
-            if current is None:
-                raise res.not_found(resource, name)
-            sent_rv = meta.get("resourceVersion")
-            if sent_rv and str(sent_rv) != current["metadata"]["resourceVersion"]:
-                raise res.conflict(resource, name)
+            key, current = self._current(
+                resource, self._namespace_of(resource, obj, namespace), name
+            )
+            self._check_version(resource, name, current, meta.get("resourceVersion"))
             return self._replace(resource, key, current, obj, dry_run=dry_run)
-
-    @staticmethod
-    def _check_immutable(resource: Resource, name: str, current: Obj, obj: Obj) -> None:
-        """The fields an update may not change (422, as the API server's validation)."""
-        if resource.plural in ("rolebindings", "clusterrolebindings") and obj.get(
-            "roleRef"
-        ) != current.get("roleRef"):
-            raise res.invalid(
-                resource, name, "roleRef", obj.get("roleRef"), "cannot change roleRef"
-            )
-        if resource.plural == "secrets" and obj.get("type", "Opaque") != current.get("type"):
-            raise res.invalid(resource, name, "type", obj.get("type"), "field is immutable")
-        if current.get("immutable") and (
-            obj.get("data") != current.get("data") or "stringData" in obj
-        ):
-            raise res.invalid(
-                resource, name, "data", "<data>", "field is immutable when `immutable` is set"
-            )
 
     def _replace(
         self, resource: Resource, key: Key, current: Obj, obj: Obj, *, dry_run: bool = False
     ) -> Obj:
-        name = current["metadata"]["name"]
-        self._check_immutable(resource, name, current, obj)
-        meta = obj.setdefault("metadata", {})
-        obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
-        if resource.plural == "namespaces":  # only the namespace controller changes these
-            obj["spec"] = {**(obj.get("spec") or {}), **copy.deepcopy(current.get("spec") or {})}
-            obj["status"] = copy.deepcopy(current.get("status") or {})
-        for keep in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp"):
-            if keep in current["metadata"]:
-                meta[keep] = current["metadata"][keep]
-            else:
-                meta.pop(keep, None)
-        generation = current["metadata"].get("generation")
-        if generation is not None or "spec" in obj:
-            changed = obj.get("spec") != current.get("spec")
-            meta["generation"] = (generation or 0) + (1 if changed else 0) or 1
-        self._normalize(resource, obj, name)
-        deleting = bool(meta.get("deletionTimestamp")) and resource.plural != "namespaces"
-        if deleting:
-            self._check_finalizers(resource, name, current, obj)
+        deleting = strategy.prepare_for_update(resource, current, obj)
         if dry_run:
-            meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+            obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             return copy.deepcopy(obj)
         self._put(key, obj, "MODIFIED", copy.deepcopy(current))
-        if deleting and not meta.get("finalizers"):  # the last finalizer is gone
+        if deleting and not obj["metadata"].get("finalizers"):  # the last finalizer is gone
             self._drop(key)
         return copy.deepcopy(obj)
-
-    @staticmethod
-    def _check_finalizers(resource: Resource, name: str, current: Obj, obj: Obj) -> None:
-        old = set(current["metadata"].get("finalizers") or [])
-        added = sorted(set(obj["metadata"].get("finalizers") or []) - old)
-        if added:
-            why = (
-                "Forbidden: no new finalizers can be added if the object is being deleted, "
-                f"found new finalizers {json.dumps(added)}"
-            )
-            raise ApiError(
-                422,
-                "Invalid",
-                f'{resource.kind}{"." + resource.group if resource.group else ""} "{name}" '
-                f"is invalid: metadata.finalizers: {why}",
-                name=name,
-                group=resource.group,
-                kind=resource.kind,
-                causes=[
-                    {
-                        "reason": "FieldValueForbidden",
-                        "message": why,
-                        "field": "metadata.finalizers",
-                    }
-                ],
-            )
 
     def patch(
         self,
@@ -438,13 +300,9 @@ class ObjectStore:
         dry_run: bool = False,
     ) -> Obj:
         """PATCH with ``merge`` (RFC 7386), ``strategic`` or ``json`` (RFC 6902)."""
-        resource = res.lookup(resource) if isinstance(resource, str) else resource
-        ns = (namespace or "default") if resource.namespaced else None
+        resource, ns = self._address(resource, namespace)
         with self._lock:
-            key = self._key(resource, ns, name)
-            current = self._objects.get(key)
-            if current is None:
-                raise res.not_found(resource, name)
+            key, current = self._current(resource, ns, name)
             if patch_type == "json":
                 new = json_patch(current, patch)
             elif patch_type == "strategic":
@@ -453,13 +311,8 @@ class ObjectStore:
                 if not isinstance(patch, dict):
                     raise res.bad_request("a merge patch must be a JSON object")
                 new = merge_patch(current, patch)
-            sent_rv = (
-                (patch.get("metadata") or {}).get("resourceVersion")
-                if isinstance(patch, dict)
-                else None
-            )
-            if sent_rv and str(sent_rv) != current["metadata"]["resourceVersion"]:
-                raise res.conflict(resource, name)
+            sent = (patch.get("metadata") or {}) if isinstance(patch, dict) else {}
+            self._check_version(resource, name, current, sent.get("resourceVersion"))
             new_meta = new.get("metadata") or {}
             if new_meta.get("name", name) != name:
                 raise res.invalid(
@@ -471,15 +324,11 @@ class ObjectStore:
         """Store ``new`` (a full object computed from the live one, e.g. by server-side
         apply) through the same checks as an update; 404 when the object is gone."""
         meta = new.get("metadata") or {}
-        ns = (meta.get("namespace") or "default") if resource.namespaced else None
+        _, ns = self._address(resource, meta.get("namespace"))
+        name = str(meta.get("name"))
         with self._lock:
-            key = self._key(resource, ns, str(meta.get("name")))
-            current = self._objects.get(key)
-            if current is None:
-                raise res.not_found(resource, str(meta.get("name")))
-            sent_rv = meta.get("resourceVersion")
-            if sent_rv and str(sent_rv) != current["metadata"]["resourceVersion"]:
-                raise res.conflict(resource, str(meta.get("name")))
+            key, current = self._current(resource, ns, name)
+            self._check_version(resource, name, current, meta.get("resourceVersion"))
             return self._replace(resource, key, current, copy.deepcopy(new), dry_run=dry_run)
 
     def delete(
@@ -492,13 +341,9 @@ class ObjectStore:
     ) -> Obj:
         """DELETE; returns the object as deleted. A namespace goes Terminating first
         (see :meth:`finalize_namespace`); ``dry_run`` changes nothing."""
-        resource = res.lookup(resource) if isinstance(resource, str) else resource
-        ns = (namespace or "default") if resource.namespaced else None
+        resource, ns = self._address(resource, namespace)
         with self._lock:
-            key = self._key(resource, ns, name)
-            obj = self._objects.get(key)
-            if obj is None:
-                raise res.not_found(resource, name)
+            key, obj = self._current(resource, ns, name)
             if resource.plural == "namespaces":
                 return self._terminate(key, obj, dry_run=dry_run)
             if obj["metadata"].get("finalizers"):  # stays, marked, until they are removed
@@ -511,9 +356,7 @@ class ObjectStore:
         """Set ``deletionTimestamp`` on an object its finalizers keep (lock held)."""
         if obj["metadata"].get("deletionTimestamp"):
             return copy.deepcopy(obj)
-        new = copy.deepcopy(obj)
-        new["metadata"]["deletionTimestamp"] = _now()
-        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        new = strategy.marked_deleted(obj)
         if not dry_run:
             self._put(key, new, "MODIFIED", copy.deepcopy(obj))
         return copy.deepcopy(new)
@@ -521,18 +364,14 @@ class ObjectStore:
     def _terminate(self, key: Key, obj: Obj, *, dry_run: bool) -> Obj:
         name = obj["metadata"]["name"]
         if name in _DEFAULT_NAMESPACES:
-            raise ApiError(
-                403,
-                "Forbidden",
-                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
-                name=name,
-                kind="namespaces",
+            namespaces = res.lookup("namespaces")
+            message = (
+                f"{res.qualified(namespaces, name)} is forbidden: this namespace may not be deleted"
             )
+            raise res.object_error(403, "Forbidden", namespaces, name, message)
         if obj["metadata"].get("deletionTimestamp"):
             return copy.deepcopy(obj)
-        new = copy.deepcopy(obj)
-        new["metadata"]["deletionTimestamp"] = _now()
-        new["metadata"]["deletionGracePeriodSeconds"] = 0
+        new = strategy.marked_deleted(obj)
         new.setdefault("status", {})["phase"] = "Terminating"
         if dry_run:
             return new
