@@ -206,7 +206,7 @@ def _wi_credential(sb: Any, tmp_path: Path, ns: str, sa: str, client_id: str) ->
     from azure.identity import WorkloadIdentityCredential
 
     token_file = tmp_path / f"{sa}.jwt"
-    token_file.write_text(sb.kube.mint_token(ns, sa))
+    token_file.write_text(sb.kube.mint_token(ns, sa, ["api://AzureADTokenExchange"]))
     return WorkloadIdentityCredential(
         tenant_id=sb.azure.tenant_id,
         client_id=client_id,

@@ -45,7 +45,8 @@ def test_kubernetes_token_reads_key_vault_secret(sb: object, tmp_path: Path) -> 
     )
     az.assign_role(az.vault_id("stack-kv"), mi.principal_id, KEY_VAULT_SECRETS_USER)
     token_file = tmp_path / "azure-identity-token"
-    token_file.write_text(kube.mint_token("shop", "orders"), encoding="utf-8")
+    token = kube.mint_token("shop", "orders", ["api://AzureADTokenExchange"])
+    token_file.write_text(token, encoding="utf-8")
 
     env = sb.env()  # type: ignore[attr-defined]
     cred = WorkloadIdentityCredential(

@@ -22,6 +22,7 @@ import yaml
 from secretsboot.errors import BadInputError, DeniedError, UnavailableError
 from secretsboot.inject import needs_service_account_token
 from secretsboot.sandbox.demo.base import FETCH_TIMEOUT, DemoResult, Echo, Fetched, write_private
+from secretsboot.sandbox.operate import WORKLOAD_IDENTITY_AUDIENCE
 from secretsboot.secret import fingerprint
 from secretsboot.spec import Delivery, Identity, ServiceSpec, Spec
 
@@ -104,7 +105,8 @@ class PodSteps:
                     f"ServiceAccount {ns}/{sa} has no azure.workload.identity/client-id annotation"
                 )
             wi_token = pod / "azure" / "azure-identity-token"
-            write_private(wi_token, sb.kube.mint_token(ns, sa, expiration_seconds=3600))
+            wi_token_value = sb.kube.mint_token(ns, sa, [WORKLOAD_IDENTITY_AUDIENCE], 3600)
+            write_private(wi_token, wi_token_value)
             env.update(
                 {
                     "AZURE_CLIENT_ID": client_id,

@@ -66,6 +66,10 @@ class KubeFake:
         self.admin_token = secrets.token_urlsafe(32)
         self.signing_key = SigningKey.shared("kubernetes-sa-issuer")
         self.app = KubeApp(self.store, self.signing_key, self.admin_token)
+        # the app's own: a token as TokenRequest issues it (audiences default to the API
+        # server's), and the TokenReview of one
+        self.mint_token = self.app.mint_token
+        self.review_token = self.app.review_token
         cert = ca.issue_server_cert(name="kubernetes")
         self.server = FakeServer(self.app, ssl_context=cert.ssl_context(), port=port)
         self.kubeconfig_path = state_dir / "kubeconfig"
@@ -91,27 +95,6 @@ class KubeFake:
     @property
     def faults(self) -> Faults:
         return self.app.faults
-
-    def mint_token(
-        self,
-        namespace: str,
-        service_account: str,
-        audiences: list[str] | None = None,
-        expiration_seconds: int = 3600,
-        pod: str | None = None,
-    ) -> str:
-        """An RS256 service-account token; ``audiences`` default to
-        ``["api://AzureADTokenExchange"]`` (the workload-identity audience)."""
-        return self.app.mint_token(
-            namespace,
-            service_account,
-            audiences or ["api://AzureADTokenExchange"],
-            expiration_seconds,
-            pod,
-        )
-
-    def review_token(self, token: str, audiences: list[str] | None = None) -> dict[str, Any]:
-        return self.app.review_token(token, audiences)
 
     def adopt(self, *, issuer: str | None, context: str | None, namespace: str) -> None:
         """Look like the operator's cluster: its OIDC issuer in tokens, its context name."""

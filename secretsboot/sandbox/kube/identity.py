@@ -198,30 +198,13 @@ class Identity:
                 "nonResourceRules": list(BASIC_NON_RESOURCE_RULES),
                 "incomplete": False,
             }
-            return Response(
-                201,
-                {
-                    "kind": "SelfSubjectRulesReview",
-                    "apiVersion": "authorization.k8s.io/v1",
-                    "metadata": {"creationTimestamp": None},
-                    "spec": spec,
-                    "status": status,
-                },
-            )
+            return _answered("SelfSubjectRulesReview", _AUTHORIZATION, spec, status)
         if path == "/apis/authentication.k8s.io/v1/selfsubjectreviews":  # kubectl auth whoami
             read_body(req)
             info: dict[str, Any] = {"username": user.username, "groups": list(user.groups)}
             if user.uid:
                 info["uid"] = user.uid
-            return Response(
-                201,
-                {
-                    "kind": "SelfSubjectReview",
-                    "apiVersion": "authentication.k8s.io/v1",
-                    "metadata": {"creationTimestamp": None},
-                    "status": {"userInfo": info},
-                },
-            )
+            return _answered("SelfSubjectReview", _AUTHENTICATION, None, {"userInfo": info})
         if path == "/apis/authorization.k8s.io/v1/subjectaccessreviews":
             self._authorize(
                 user,
@@ -246,16 +229,7 @@ class Identity:
         if not token:
             raise res.ApiError(422, "Invalid", "TokenReview is invalid: spec.token: Required value")
         status = self.review_token(str(token), spec.get("audiences") or None)
-        return Response(
-            201,
-            {
-                "kind": "TokenReview",
-                "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"creationTimestamp": None},
-                "spec": spec,
-                "status": status,
-            },
-        )
+        return _answered("TokenReview", _AUTHENTICATION, spec, status)
 
     def _access_review(self, req: Request, user: UserInfo, kind: str) -> Response:
         """(Self)SubjectAccessReview: may the caller (or ``spec.user``/``groups``) do it?"""
@@ -283,16 +257,7 @@ class Identity:
             ra.get("name") or None,
         )
         allowed = authorize(self.store, user, attrs)
-        return Response(
-            201,
-            {
-                "kind": kind,
-                "apiVersion": "authorization.k8s.io/v1",
-                "metadata": {"creationTimestamp": None},
-                "spec": spec,
-                "status": {"allowed": allowed},
-            },
-        )
+        return _answered(kind, _AUTHORIZATION, spec, {"allowed": allowed})
 
     def _token_request(self, req: Request, user: UserInfo, ns: str, name: str) -> Response:
         self._authorize(user, Attributes("create", "", "serviceaccounts/token", ns, name))
@@ -311,17 +276,29 @@ class Identity:
         pod = str(bound["name"]) if bound.get("kind") == "Pod" and bound.get("name") else None
         token = self.mint_token(ns, name, audiences, seconds, pod=pod)
         exp = unverified_claims(token)["exp"]
-        return Response(
-            201,
-            {
-                "kind": "TokenRequest",
-                "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"name": name, "namespace": ns, "creationTimestamp": None},
-                "spec": {
-                    "audiences": audiences,
-                    "expirationSeconds": seconds,
-                    "boundObjectRef": bound or None,
-                },
-                "status": {"token": token, "expirationTimestamp": _ts(exp)},
-            },
-        )
+        issued = {
+            "audiences": audiences,
+            "expirationSeconds": seconds,
+            "boundObjectRef": bound or None,
+        }
+        status = {"token": token, "expirationTimestamp": _ts(exp)}
+        return _answered("TokenRequest", _AUTHENTICATION, issued, status, name=name, namespace=ns)
+
+
+_AUTHENTICATION = "authentication.k8s.io/v1"
+_AUTHORIZATION = "authorization.k8s.io/v1"
+
+
+def _answered(
+    kind: str, api_version: str, spec: Any, status: dict[str, Any], **metadata: str
+) -> Response:
+    """201 with a review or request object: answered, never stored (no uid, no version)."""
+    body: dict[str, Any] = {
+        "kind": kind,
+        "apiVersion": api_version,
+        "metadata": {**metadata, "creationTimestamp": None},
+    }
+    if spec is not None:
+        body["spec"] = spec
+    body["status"] = status
+    return Response(201, body)
