@@ -148,6 +148,20 @@ def matches_any(action: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
+# the control-plane actions the Key Vault data roles share (as Azure defines them)
+_KEY_VAULT_CONTROL_READS = (
+    "Microsoft.Authorization/*/read",
+    "Microsoft.Insights/alertRules/*",
+    "Microsoft.Resources/deployments/*",
+    "Microsoft.Resources/subscriptions/resourceGroups/read",
+    "Microsoft.Support/*",
+    "Microsoft.KeyVault/checkNameAvailability/read",
+    "Microsoft.KeyVault/deletedVaults/read",
+    "Microsoft.KeyVault/locations/*/read",
+    "Microsoft.KeyVault/vaults/*/read",
+    "Microsoft.KeyVault/operations/read",
+)
+
 BUILTIN_ROLES: dict[str, RoleDefinition] = {
     r.guid: r
     for r in (
@@ -165,36 +179,14 @@ BUILTIN_ROLES: dict[str, RoleDefinition] = {
             KEY_VAULT_SECRETS_OFFICER,
             "Key Vault Secrets Officer",
             "Perform any action on the secrets of a key vault, except manage permissions.",
-            actions=(
-                "Microsoft.Authorization/*/read",
-                "Microsoft.Insights/alertRules/*",
-                "Microsoft.Resources/deployments/*",
-                "Microsoft.Resources/subscriptions/resourceGroups/read",
-                "Microsoft.Support/*",
-                "Microsoft.KeyVault/checkNameAvailability/read",
-                "Microsoft.KeyVault/deletedVaults/read",
-                "Microsoft.KeyVault/locations/*/read",
-                "Microsoft.KeyVault/vaults/*/read",
-                "Microsoft.KeyVault/operations/read",
-            ),
+            actions=_KEY_VAULT_CONTROL_READS,
             data_actions=("Microsoft.KeyVault/vaults/secrets/*",),
         ),
         RoleDefinition(
             KEY_VAULT_ADMINISTRATOR,
             "Key Vault Administrator",
             "Perform all data plane operations on a key vault and all objects in it.",
-            actions=(
-                "Microsoft.Authorization/*/read",
-                "Microsoft.Insights/alertRules/*",
-                "Microsoft.Resources/deployments/*",
-                "Microsoft.Resources/subscriptions/resourceGroups/read",
-                "Microsoft.Support/*",
-                "Microsoft.KeyVault/checkNameAvailability/read",
-                "Microsoft.KeyVault/deletedVaults/read",
-                "Microsoft.KeyVault/locations/*/read",
-                "Microsoft.KeyVault/vaults/*/read",
-                "Microsoft.KeyVault/operations/read",
-            ),
+            actions=_KEY_VAULT_CONTROL_READS,
             data_actions=("Microsoft.KeyVault/vaults/*",),
         ),
         RoleDefinition(
