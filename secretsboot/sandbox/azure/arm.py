@@ -45,6 +45,8 @@ from secretsboot.sandbox.azure.arm_common import (
     MI,
     arm_error,
     json_body,
+    no_route,
+    not_allowed,
     properties,
 )
 from secretsboot.sandbox.azure.arm_vaults import VaultRoutes
@@ -191,7 +193,7 @@ class ArmApp(VaultRoutes, FakeApp):
         parts = [p for p in path.split("/") if p]
         lp = [p.lower() for p in parts]
         if len(parts) < 2 or lp[0] != "subscriptions":
-            return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
+            return no_route(req, path)
         self._check_subscription(parts[1])
         if len(parts) >= 4 and lp[2] == "resourcegroups":
             rg = parts[3]
@@ -205,10 +207,15 @@ class ArmApp(VaultRoutes, FakeApp):
         if len(tail) >= 3 and ltail[0] == "providers":
             kind = f"{ltail[1]}/{ltail[2]}"
             names = tail[3:]
-            if kind == MI.lower():
-                return self._identities(req, oid, path, rg, names)
-            if kind == KV.lower():
-                return self._vaults(req, oid, path, rg, names)
+            in_groups = {
+                MI.lower(): (MI, self._identities, self.state.identities),
+                KV.lower(): (KV, self._vaults, self.state.vaults),
+            }
+            if kind in in_groups:
+                type_name, one, resources = in_groups[kind]
+                if not names:
+                    return self._list_in_group(req, oid, path, rg, type_name + "/", resources)
+                return one(req, oid, path, rg, names) if rg is not None else no_route(req, path)
             if rg is None and kind in ("microsoft.keyvault/deletedvaults", KV_LOCATIONS):
                 return self._deleted_vaults(req, oid, path, kind, names)
             return arm_error(
@@ -217,7 +224,7 @@ class ArmApp(VaultRoutes, FakeApp):
                 f"The resource type '{tail[2]}' could not be found in the namespace '{tail[1]}' "
                 f"for api version '{req.arg('api-version')}'.",
             )
-        return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
+        return no_route(req, path)
 
     # ---- resource groups ---------------------------------------------------------
 
@@ -226,8 +233,6 @@ class ArmApp(VaultRoutes, FakeApp):
         if req.method in ("PUT", "PATCH"):
             self._authorize(oid, action + "write", path)
             data = json_body(req)
-            if isinstance(data, Response):
-                return data
             created = not self.state.has_resource_group(rg)
             name = self.state.ensure_resource_group(rg)
             return Response(201 if created else 200, self._rg_body(name, data.get("location")))
@@ -237,7 +242,7 @@ class ArmApp(VaultRoutes, FakeApp):
             return Response(204)
         if req.method == "GET":
             return Response(200, self._rg_body(self.state.ensure_resource_group(rg), None))
-        return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+        return not_allowed(req)
 
     def _rg_body(self, rg: str, location: Any) -> dict[str, Any]:
         return {
@@ -253,7 +258,7 @@ class ArmApp(VaultRoutes, FakeApp):
     ) -> Response:
         """GET on a collection: every resource of the subscription, or of one group."""
         if req.method != "GET":
-            return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+            return not_allowed(req)
         self._authorize(oid, action + "read", path)
         with self.state.lock:
             items = [
@@ -265,22 +270,14 @@ class ArmApp(VaultRoutes, FakeApp):
 
     # ---- managed identities ------------------------------------------------------
 
-    def _identities(
-        self, req: Request, oid: str, path: str, rg: str | None, names: list[str]
-    ) -> Response:
+    def _identities(self, req: Request, oid: str, path: str, rg: str, names: list[str]) -> Response:
         action = MI + "/"
-        if not names:
-            return self._list_in_group(req, oid, path, rg, action, self.state.identities)
-        if rg is None:
-            return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
         name = names[0]
         identity_id = self.state.identity_id(rg, name)
         if len(names) == 1:
             if req.method == "PUT":
                 self._authorize(oid, action + "write", path)
                 data = json_body(req)
-                if isinstance(data, Response):
-                    return data
                 if not isinstance(data.get("location"), str):
                     return arm_error(
                         400,
@@ -297,8 +294,6 @@ class ArmApp(VaultRoutes, FakeApp):
                 self._authorize(oid, action + "write", path)
                 identity = self.state.get_identity(identity_id)
                 data = json_body(req)
-                if isinstance(data, Response):
-                    return data
                 if isinstance(data.get("tags"), dict):
                     identity.tags = {str(k): str(v) for k, v in data["tags"].items()}
                 return Response(200, identity.arm_body())
@@ -308,9 +303,9 @@ class ArmApp(VaultRoutes, FakeApp):
             if req.method == "DELETE":
                 self._authorize(oid, action + "delete", path)
                 return Response(200 if self.state.delete_identity(identity_id) else 204)
-            return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+            return not_allowed(req)
         if names[1].lower() != "federatedidentitycredentials" or len(names) > 3:
-            return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
+            return no_route(req, path)
         return self._fics(req, oid, path, identity_id, names[2] if len(names) == 3 else None)
 
     def _fics(
@@ -320,7 +315,7 @@ class ArmApp(VaultRoutes, FakeApp):
         identity = self.state.get_identity(identity_id)
         if fic_name is None:
             if req.method != "GET":
-                return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+                return not_allowed(req)
             self._authorize(oid, action + "read", path)
             with self.state.lock:
                 items = [f.arm_body() for f in identity.federated.values()]
@@ -328,8 +323,6 @@ class ArmApp(VaultRoutes, FakeApp):
         if req.method == "PUT":
             self._authorize(oid, action + "write", path)
             data = json_body(req)
-            if isinstance(data, Response):
-                return data
             props = properties(data)
             issuer, subject, audiences = (
                 props.get("issuer"),
@@ -384,7 +377,7 @@ class ArmApp(VaultRoutes, FakeApp):
             with self.state.lock:
                 identity.federated.pop(fic_name.lower(), None)
             return Response(200 if found else 204)
-        return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+        return not_allowed(req)
 
     def _page(self, req: Request, items: list[dict[str, Any]]) -> Response:
         """``$top``/``$skiptoken`` paging with an absolute ``nextLink``, as ARM pages."""
@@ -430,7 +423,7 @@ class ArmApp(VaultRoutes, FakeApp):
         full = req.path
         if name is None:
             if req.method != "GET":
-                return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+                return not_allowed(req)
             self._authorize(oid, action + "read", scope)
             self.state.check_scope(scope)
             flt = req.arg("$filter") or ""
@@ -444,8 +437,6 @@ class ArmApp(VaultRoutes, FakeApp):
         if req.method == "PUT":
             self._authorize(oid, action + "write", full)
             data = json_body(req)
-            if isinstance(data, Response):
-                return data
             props = properties(data)
             role_id, principal = props.get("roleDefinitionId"), props.get("principalId")
             if not isinstance(role_id, str) or not isinstance(principal, str):
@@ -473,13 +464,13 @@ class ArmApp(VaultRoutes, FakeApp):
             self._authorize(oid, action + "delete", full)
             gone = self.state.delete_role_assignment(scope, name)
             return Response(200, gone.arm_body()) if gone else Response(204)
-        return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+        return not_allowed(req)
 
     def _permissions(self, req: Request, oid: str, scope: str) -> Response:
         """GET {scope}/providers/Microsoft.Authorization/permissions: the caller's own
         permissions at a subscription, resource group or resource (no role needed)."""
         if req.method != "GET":
-            return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+            return not_allowed(req)
         # the SDK's list_for_resource sends an empty parentResourcePath as "//"
         scope = normalize_scope(re.sub(r"/{2,}", "/", scope))
         self.state.check_scope(scope)

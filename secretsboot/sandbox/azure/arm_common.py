@@ -6,6 +6,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from secretsboot.sandbox._http import Request, Response
+from secretsboot.sandbox.azure.models import StateError
 
 MI = "Microsoft.ManagedIdentity/userAssignedIdentities"
 KV = "Microsoft.KeyVault/vaults"
@@ -22,23 +23,29 @@ def arm_error(
     return Response(status, {"error": {"code": code, "message": message}}, hdrs)
 
 
-def json_body(req: Request) -> dict[str, Any] | Response:
+def not_allowed(req: Request) -> Response:
+    return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+
+
+def no_route(req: Request, path: str) -> Response:
+    return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
+
+
+def json_body(req: Request) -> dict[str, Any]:
+    """The request's JSON object; a 400 ``InvalidRequestContent`` (raised) otherwise."""
     try:
         data = req.json()
     except (ValueError, UnicodeDecodeError) as exc:
-        return arm_error(
-            400,
-            "InvalidRequestContent",
-            f"The request content was invalid and could not be deserialized: '{exc}'.",
-        )
-    if not isinstance(data, dict):
-        return arm_error(
-            400,
-            "InvalidRequestContent",
-            "The request content was invalid and could not be deserialized: "
-            "'the body must be a JSON object'.",
-        )
-    return data
+        why = str(exc)
+    else:
+        if isinstance(data, dict):
+            return data
+        why = "the body must be a JSON object"
+    raise StateError(
+        400,
+        "InvalidRequestContent",
+        f"The request content was invalid and could not be deserialized: '{why}'.",
+    )
 
 
 def properties(data: dict[str, Any]) -> dict[str, Any]:

@@ -16,11 +16,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from secretsboot.sandbox._http import Request, Response
-from secretsboot.sandbox.azure.arm_common import CALLER, KV, arm_error, json_body, properties
+from secretsboot.sandbox.azure.arm_common import (
+    CALLER,
+    KV,
+    arm_error,
+    json_body,
+    no_route,
+    not_allowed,
+    properties,
+)
 from secretsboot.sandbox.azure.state import (
     SECRET_PERMISSIONS,
     AccessPolicy,
     AzureState,
+    StateError,
     Vault,
 )
 
@@ -35,26 +44,10 @@ class VaultRoutes:
 
         def _authorize(self, oid: str, action: str, scope: str) -> None: ...
 
-        def _list_in_group(
-            self,
-            req: Request,
-            oid: str,
-            path: str,
-            rg: str | None,
-            action: str,
-            items: dict[str, Any],
-        ) -> Response: ...
-
     # ---- Microsoft.KeyVault/vaults -----------------------------------------------
 
-    def _vaults(
-        self, req: Request, oid: str, path: str, rg: str | None, names: list[str]
-    ) -> Response:
+    def _vaults(self, req: Request, oid: str, path: str, rg: str, names: list[str]) -> Response:
         action = KV + "/"
-        if not names:
-            return self._list_in_group(req, oid, path, rg, action, self.state.vaults)
-        if rg is None:
-            return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
         name = names[0]
         vault = self.state.find_vault(name)
         if vault is not None and vault.resource_group.lower() != rg.lower():
@@ -67,7 +60,7 @@ class VaultRoutes:
         )
         if len(names) == 3 and names[1].lower() == "accesspolicies":
             if req.method != "PUT":
-                return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+                return not_allowed(req)
             self._authorize(oid, action + "accessPolicies/write", path)
             if vault is None:
                 return not_found
@@ -79,11 +72,7 @@ class VaultRoutes:
                     f"The operation kind '{names[2]}' is invalid; use add, replace or remove.",
                 )
             data = json_body(req)
-            if isinstance(data, Response):
-                return data
             policies = self._policies(properties(data).get("accessPolicies"))
-            if isinstance(policies, Response):
-                return policies
             updated = self.state.update_access_policies(vault, kind, policies, propagate=True)
             return Response(
                 200,
@@ -95,7 +84,7 @@ class VaultRoutes:
                 },
             )
         if len(names) != 1:
-            return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
+            return no_route(req, path)
         if req.method == "GET":
             self._authorize(oid, action + "read", path)
             return Response(200, vault.arm_body()) if vault else not_found
@@ -108,23 +97,24 @@ class VaultRoutes:
         if req.method in ("PUT", "PATCH"):
             self._authorize(oid, action + "write", path)
             return self._put_vault(req, rg, name, vault, patch=req.method == "PATCH")
-        return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+        return not_allowed(req)
 
-    def _policies(self, raw: Any) -> list[AccessPolicy] | Response:
+    def _policies(self, raw: Any) -> list[AccessPolicy]:
+        """The access policies of a request body (a 400 ``BadRequest``, raised, if malformed)."""
         if raw is None:
             return []
         if not isinstance(raw, list):
-            return arm_error(400, "BadRequest", "'accessPolicies' must be an array.")
+            raise StateError(400, "BadRequest", "'accessPolicies' must be an array.")
         out = []
         for item in raw:
             if not isinstance(item, dict) or not isinstance(item.get("objectId"), str):
-                return arm_error(400, "BadRequest", "Each access policy needs 'objectId'.")
+                raise StateError(400, "BadRequest", "Each access policy needs 'objectId'.")
             raw_perms = item.get("permissions")
             perms: dict[str, Any] = raw_perms if isinstance(raw_perms, dict) else {}
             secrets = [str(s) for s in perms.get("secrets") or []]
             bad = [s for s in secrets if s.lower() not in (*SECRET_PERMISSIONS, "all")]
             if bad:
-                return arm_error(
+                raise StateError(
                     400,
                     "BadRequest",
                     f"Invalid value found at accessPolicies[].permissions.secrets: {bad[0]}",
@@ -145,8 +135,6 @@ class VaultRoutes:
         self, req: Request, rg: str, name: str, vault: Vault | None, *, patch: bool
     ) -> Response:
         data = json_body(req)
-        if isinstance(data, Response):
-            return data
         props = properties(data)
         if patch and vault is None:
             return arm_error(404, "ResourceNotFound", f"The Resource '{KV}/{name}' was not found.")
@@ -169,8 +157,6 @@ class VaultRoutes:
         policies = (
             self._policies(props.get("accessPolicies")) if "accessPolicies" in props else None
         )
-        if isinstance(policies, Response):
-            return policies
         if vault is None:
             rbac = bool(props.get("enableRbacAuthorization", False))
         else:
@@ -207,13 +193,13 @@ class VaultRoutes:
         read = "Microsoft.KeyVault/deletedVaults/read"
         if kind.endswith("/deletedvaults"):
             if names or req.method != "GET":
-                return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
+                return no_route(req, path)
             self._authorize(oid, read, path)
             with self.state.lock:
                 items = [d.arm_body() for d in self.state.deleted_vaults.values()]
             return Response(200, {"value": items})
         if len(names) < 3 or names[1].lower() != "deletedvaults" or len(names) > 4:
-            return arm_error(404, "NotFound", f"No route for {req.method} {path}.")
+            return no_route(req, path)
         location, name = names[0], names[2]
         if len(names) == 3 and req.method == "GET":
             self._authorize(oid, read, path)
@@ -222,4 +208,4 @@ class VaultRoutes:
             self._authorize(oid, "Microsoft.KeyVault/locations/deletedVaults/purge/action", path)
             self.state.purge_deleted_vault(name, location)
             return Response(200)
-        return arm_error(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+        return not_allowed(req)
