@@ -47,10 +47,8 @@ from secretsboot.sandbox.azure.state import (
     KEY_VAULT_SECRETS_USER,
     AccessPolicy,
     AzureState,
-    FederatedCredential,
     Identity,
     PodBinding,
-    RoleAssignment,
     Vault,
 )
 from secretsboot.sandbox.pki import CertificateAuthority
@@ -106,6 +104,13 @@ class AzureFakes:
         self.vault_faults = _VaultFaults()
         self.vault_apps: dict[str, KeyVaultApp] = {}
         self._servers: dict[str, FakeServer] = {}
+        # seeding without HTTP: the state's own methods (an identity: client_id,
+        # principal_id, id; a role by GUID or full definition id at a scope; an app
+        # signing in with a client secret, returning its object id)
+        self.create_identity = state.create_identity
+        self.add_federated_credential = state.add_federated_credential
+        self.assign_role = state.assign_role
+        self.add_service_principal = state.add_service_principal
 
     # ---- lifecycle ---------------------------------------------------------------
 
@@ -269,24 +274,6 @@ class AzureFakes:
         """Seed a secret without HTTP; returns the new version id."""
         return self.state.set_secret(vault, name, value).version
 
-    def create_identity(self, resource_group: str, name: str) -> Identity:
-        """A user-assigned managed identity (``client_id``, ``principal_id``, ``id``)."""
-        return self.state.create_identity(resource_group, name)
-
-    def add_federated_credential(
-        self,
-        identity_id: str,
-        name: str,
-        issuer: str,
-        subject: str,
-        audiences: list[str] | None = None,
-    ) -> FederatedCredential:
-        return self.state.add_federated_credential(identity_id, name, issuer, subject, audiences)
-
-    def assign_role(self, scope: str, principal_id: str, role_definition_id: str) -> RoleAssignment:
-        """Assign a role (a GUID or a full role definition id) at ``scope``."""
-        return self.state.assign_role(scope, principal_id, role_definition_id)
-
     def add_access_policy(
         self, vault: str, object_id: str, secrets: list[str] | None = None
     ) -> list[AccessPolicy]:
@@ -305,10 +292,6 @@ class AzureFakes:
             raise KeyError(f"no vault named {vault!r}; create it with create_keyvault()")
         for app in chosen:
             app.firewall_closed = closed
-
-    def add_service_principal(self, client_id: str, secret: str | SecretValue) -> str:
-        """Register an app signing in with a client secret; returns its object id."""
-        return self.state.add_service_principal(client_id, secret)
 
     def bind_pod_identity(
         self, identity: Identity | str, selector: str | None = None
