@@ -109,6 +109,18 @@ def derived_env_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
 
 
+def landing_file(name: str, file: str | None, env: str | None) -> str | None:
+    """The file a secret lands in under the output folder: its ``file:``, else its name;
+    None when it has no ``file:`` and goes to ``env:`` only.
+
+    >>> [landing_file("db", f, e) for f, e in ((None, None), (None, "DB"), ("x", "DB"))]
+    ['db', None, 'x']
+    """
+    if file:
+        return file
+    return None if env else name
+
+
 def file_mode(value: object, *, world_readable: bool = False) -> int:
     """The mode of a secret file from its config text (a quoted octal string such as "0400").
 

@@ -37,7 +37,7 @@ import os
 from collections.abc import Mapping
 
 from secretsboot.errors import BadInputError
-from secretsboot.refs import Ref, derived_env_name, safe_file_name
+from secretsboot.refs import Ref, derived_env_name, landing_file, safe_file_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,9 +71,7 @@ class SecretEntry(NamedTuple):
     @property
     def file_name(self) -> str | None:
         """The file under the output folder; None when the secret goes to env only."""
-        if self.file:
-            return self.file
-        return None if self.env else self.name
+        return landing_file(self.name, self.file, self.env)
 
     @property
     def env_var(self) -> str:

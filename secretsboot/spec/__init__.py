@@ -48,6 +48,7 @@ from secretsboot.refs import (
     ENV_NAME,
     KEYVAULT_NAME,
     file_mode,
+    landing_file,
     safe_file_name,
 )
 from secretsboot.refs import Ref as SourceRef  # re-exported: the spec's source type
@@ -250,9 +251,7 @@ class SecretSpec(_Model):
     @property
     def file_name(self) -> str | None:
         """Where it lands under the output folder; None when it goes to env only."""
-        if self.file:
-            return self.file
-        return None if self.env else self.name
+        return landing_file(self.name, self.file, self.env)
 
     @property
     def file_mode(self) -> int:
