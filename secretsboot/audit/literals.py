@@ -166,10 +166,17 @@ _NOT_VALUE_WORDS = frozenset(
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 _REFERENCE = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_.]*\)|\$\{[^}]*\}|\{\{.*?\}\}")
 _PLACEHOLDER = re.compile(
-    r"<[^>]*>|\[[^\]]*\]|x{3,}|\*{3,}|\.{3}|REPLACE[_-]?ME|TODO|TBD|FIXME|none|null|nil|n/a"
-    r"|redacted|placeholder|your[_-].*",
+    r"<[^>]*>|\[[^\]]*\]|x{3,}|\*{3,}|\.{3}|(?:REPLACE|CHANGE)[_-]?ME|TODO|TBD|FIXME|none|null"
+    r"|nil|n/a|redacted|placeholder|your[_-].*",
     re.IGNORECASE,
 )
+
+
+def is_placeholder(text: str) -> bool:
+    """Is ``text`` a stand-in for a value (``<password>``, ``xxx``, ``CHANGE_ME``...)?"""
+    return _PLACEHOLDER.fullmatch(text) is not None
+
+
 _INJECTED = re.compile(
     r"@azurekeyvault(?:\?.*)?$|^vault:|^arn:aws:secretsmanager:|^arn:aws:ssm:"
     r"|^gcp:secretmanager:|^projects/[^/]+/secrets/",
@@ -240,7 +247,7 @@ def _cannot_be_credential(value: str) -> bool:
         or any(ch.isspace() for ch in text)  # a phrase ("Just plain env var"), not a password
         or bool(_REFERENCE.search(text))
         or bool(_INJECTED.search(text))
-        or bool(_PLACEHOLDER.fullmatch(text))
+        or is_placeholder(text)
         or bool(_NUMBER.fullmatch(text))
         or bool(_GUID.fullmatch(text))
         or bool(_PATH.fullmatch(text))

@@ -185,8 +185,8 @@ def test_cross_shard_questions_are_answered_from_the_whole_input(
     refs = [w["id"] for w in doc["workloads"]]
     # the controlled Pod and ReplicaSet are not workloads of their own
     assert not [r for r in refs if "billing-7d9f" in r]
-    assert doc["coverage"]["skipped"]["controlled by a Deployment in the input "
-                                      "(audited as that Deployment)"] == 1  # fmt: skip
+    controlled = "controlled by a Deployment in the input (audited as that Deployment)"
+    assert doc["coverage"]["skipped"][controlled] == 1
     by_rule: dict[str, list[dict[str, object]]] = {}
     for f in doc["findings"]:
         by_rule.setdefault(f["rule_id"], []).append(f)
@@ -205,9 +205,10 @@ def _canary_details(doc: dict[str, Any]) -> set[str]:
     """The redacted details of the canary literal, in the overlay and in the far file."""
     files = ("in/overlays/prod/orders.yaml", "in/zz/far.yaml")
     found = [
-        f["evidence"] for f in doc["findings"] if f["rule_id"] == "SB102"
-        and f["evidence"]["file"] in files
-    ]  # fmt: skip
+        f["evidence"]
+        for f in doc["findings"]
+        if f["rule_id"] == "SB102" and f["evidence"]["file"] in files
+    ]
     assert len(found) == 2, found
     return {e["detail"] for e in found}
 

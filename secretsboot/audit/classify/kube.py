@@ -26,23 +26,22 @@ from secretsboot.audit.resolve import Index, as_list, as_str
 
 
 def secret_env(pod: Pod, index: Index) -> Iterator[Approach]:
-    ev = [
-        pod.at(c.path, other_producers_note(pod, index, c.secret))
-        for c in pod.consumed
-        if c.how == "env"
-    ]
-    if ev:
-        yield approach("k8s-secret-env", ev)
+    return _consumed(pod, index, "env")
 
 
 def secret_volume(pod: Pod, index: Index) -> Iterator[Approach]:
+    return _consumed(pod, index, "volume")
+
+
+def _consumed(pod: Pod, index: Index, how: str) -> Iterator[Approach]:
+    """``k8s-secret-<how>``: Secrets the pod reads this way (env or volume)."""
     ev = [
         pod.at(c.path, other_producers_note(pod, index, c.secret))
         for c in pod.consumed
-        if c.how == "volume"
+        if c.how == how
     ]
     if ev:
-        yield approach("k8s-secret-volume", ev)
+        yield approach(f"k8s-secret-{how}", ev)
 
 
 def literal_credential(pod: Pod, index: Index) -> Iterator[Approach]:

@@ -21,7 +21,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from secretsboot.audit.literals import credentials_in_args, is_reference, looks_like_credential
+from secretsboot.audit.literals import (
+    credentials_in_args,
+    is_reference,
+    looks_like_credential,
+)
+from secretsboot.audit.literals import (
+    is_placeholder as _stands_in,
+)
 from secretsboot.audit.model import Severity
 
 
@@ -39,11 +46,6 @@ CRITICAL_KINDS = frozenset({"PEM private key", "Azure storage AccountKey"})
 
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----")
 _PEM_PRIVATE = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
-_PLACEHOLDER = re.compile(
-    r"^(?:<[^>]*>|\[[^\]]*\]|x{3,}|\*{3,}|\.{3}|REPLACE[_-]?ME|CHANGE[_-]?ME|TODO|TBD|FIXME"
-    r"|none|null|nil|n/a|redacted|placeholder|your[_-].*)$",
-    re.IGNORECASE,
-)
 _CONFIG_PAIR = re.compile(
     r"^\s*[\"']?([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key)"
     r"[A-Za-z0-9_.-]*)[\"']?\s*[:=]\s*[\"']?([^\"'#\s,}]+)",
@@ -92,7 +94,7 @@ def judge_text(text: str) -> Hit | None:
 def is_placeholder(value: str) -> bool:
     """Empty, a template reference, an obvious placeholder: nothing real to leak."""
     text = value.strip()
-    return not text or is_reference(text) or bool(_PLACEHOLDER.match(text))
+    return not text or is_reference(text) or _stands_in(text)
 
 
 def is_certificate_only(value: str) -> bool:

@@ -52,8 +52,16 @@ def status(f: Finding) -> str:
 def order_key(f: Finding) -> tuple[bool, int, str, int, str, str, str, str]:
     """Worst first, then file, line, rule: the order people read findings in."""
     e = f.evidence
-    return (f.suppressed or f.baseline, -int(f.severity), e.file, e.line, f.rule_id, e.object,
-            e.path, f.workload)  # fmt: skip
+    return (
+        f.suppressed or f.baseline,
+        -int(f.severity),
+        e.file,
+        e.line,
+        f.rule_id,
+        e.object,
+        e.path,
+        f.workload,
+    )
 
 
 def ordered(findings: list[Finding]) -> list[Finding]:
