@@ -125,11 +125,7 @@ class PodView:
     spec: dict[str, Any]
     meta: dict[str, Any]
     ref: str  # the manifest's Kind/namespace/name, built once: every finding shares it
-
-    @property
-    def uid(self) -> str:
-        """The workload's identity (file, document, Kind/namespace/name)."""
-        return self.workload.uid
+    uid: str  # the workload's identity (file, document, Kind/namespace/name), likewise
 
     @property
     def labels(self) -> dict[str, Any]:
@@ -161,6 +157,25 @@ class PodView:
 
     def at(self, path: FieldPath, detail: str = "") -> Evidence:
         return evidence_at(self.manifest, path, detail, ref=self.ref)
+
+    def finding(
+        self,
+        rule: Rule,
+        *,
+        evidence: Evidence,
+        message: str,
+        severity: Severity | None = None,
+        fix: str | None = None,
+    ) -> Finding:
+        """A finding of ``rule`` about this workload (its ref and identity attached)."""
+        return rule.finding(
+            evidence=evidence,
+            message=message,
+            workload=self.ref,
+            workload_id=self.uid,
+            severity=severity,
+            fix=fix,
+        )
 
 
 def pod_paths(kind: str) -> tuple[FieldPath, FieldPath]:
@@ -372,6 +387,7 @@ def build_context(
                 # the workload's own string when it names the same object: its findings
                 # share it rather than holding a copy each
                 ref=w.ref if found is w.manifest else found.ref,
+                uid=w.uid,
             )
         )
     return ctx

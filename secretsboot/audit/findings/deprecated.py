@@ -104,19 +104,17 @@ def detect(ctx: Context) -> Iterator[Finding]:
     for pod in ctx.pods:
         selector = pod.labels.get("aadpodidbinding")
         if selector is not None:
-            yield SB211.finding(
+            yield pod.finding(
+                SB211,
                 evidence=pod.at((*pod.meta_path, "labels", "aadpodidbinding"), str(selector)),
                 message=f"pod template opts in to aad-pod-identity (selector '{selector}')",
-                workload=pod.ref,
-                workload_id=pod.uid,
             )
         for path, vol in pod.volumes():
             flex = as_dict(vol.get("flexVolume"))
             if str(flex.get("driver") or "").startswith("azure/kv"):
-                yield SB212.finding(
+                yield pod.finding(
+                    SB212,
                     evidence=pod.at((*path, "flexVolume", "driver")),
                     message=f"volume '{vol.get('name') or '?'}' uses the deprecated Key Vault "
                     "FlexVolume",
-                    workload=pod.ref,
-                    workload_id=pod.uid,
                 )

@@ -50,20 +50,18 @@ def detect(ctx: Context) -> Iterator[Finding]:
                     continue
                 var = str(as_dict(env).get("name") or "")
                 target = f"{ref.get('name') or '?'}/{ref.get('key') or '?'}"
-                yield SB101.finding(
+                yield pod.finding(
+                    SB101,
                     evidence=pod.at((*c.path, "env", i, "valueFrom", "secretKeyRef"), target),
                     message=(f"container '{c.name}' gets Secret key {target} as env var '{var}'"),
-                    workload=pod.ref,
-                    workload_id=pod.uid,
                 )
             for i, src in enumerate(as_list(c.body.get("envFrom"))):
                 ref = as_dict(as_dict(src).get("secretRef"))
                 if not ref:
                     continue
                 name = str(ref.get("name") or "?")
-                yield SB101.finding(
+                yield pod.finding(
+                    SB101,
                     evidence=pod.at((*c.path, "envFrom", i, "secretRef"), name),
                     message=(f"container '{c.name}' gets every key of Secret '{name}' as env vars"),
-                    workload=pod.ref,
-                    workload_id=pod.uid,
                 )

@@ -89,19 +89,17 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 continue
             path = (*c.path, "image")
             if ctx.trusted_registries and not trusted(image, ctx.trusted_registries):
-                yield SB507.finding(
+                yield pod.finding(
+                    SB507,
                     evidence=pod.at(path, image),
                     message=f"container '{c.name}' image '{image}' is from "
                     f"'{parse_image(image)[0]}', not a trusted registry",
-                    workload=pod.ref,
-                    workload_id=pod.uid,
                 )
             _, _, tag, digest = parse_image(image)
             if not digest and tag in ("", "latest"):
-                yield SB508.finding(
+                yield pod.finding(
+                    SB508,
                     evidence=pod.at(path, image),
                     message=f"container '{c.name}' image '{image}' uses "
                     + ("the :latest tag" if tag else "no tag (:latest)"),
-                    workload=pod.ref,
-                    workload_id=pod.uid,
                 )

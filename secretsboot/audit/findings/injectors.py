@@ -91,11 +91,10 @@ def detect(ctx: Context) -> Iterator[Finding]:
             str(notes.get("vault.hashicorp.com/agent-pre-populate-only") or "").lower() == "true"
         )
         if injected and not pre_only:
-            yield SB231.finding(
+            yield pod.finding(
+                SB231,
                 evidence=pod.at(
                     (*pod.meta_path, "annotations", "vault.hashicorp.com/agent-inject")
                 ),
                 message=f"{pod.workload.kind} gets the Vault agent sidecar, which never exits",
-                workload=pod.ref,
-                workload_id=pod.uid,
             )

@@ -87,28 +87,26 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 name, value = str(env.get("name") or ""), env.get("value")
                 hit = judge(name, value)
                 if hit and isinstance(value, str):
-                    yield SB102.finding(
+                    yield pod.finding(
+                        SB102,
                         evidence=pod.at((*c.path, "env", i, "value"), redact(value)),
                         message=(
                             f"container '{c.name}' sets env var '{name}' to a literal "
                             f"credential {_why(hit)}"
                         ),
-                        workload=pod.ref,
-                        workload_id=pod.uid,
                         severity=hit.severity,
                     )
             for field_name in ("command", "args"):
                 argv = as_list(c.body.get(field_name))
                 for i, hit in judge_args(argv):
                     arg = str(argv[i])
-                    yield SB103.finding(
+                    yield pod.finding(
+                        SB103,
                         evidence=pod.at((*c.path, field_name, i), redact(arg)),
                         message=(
                             f"container '{c.name}' has a literal credential in "
                             f"{field_name}[{i}] {_why(hit)}"
                         ),
-                        workload=pod.ref,
-                        workload_id=pod.uid,
                         severity=hit.severity,
                     )
     for cm in ctx.of_kind("ConfigMap"):

@@ -106,53 +106,47 @@ def _container(pod: PodView, c: Container, pod_sc: dict[str, Any]) -> Iterator[F
     sc_path = (*c.path, "securityContext")
     who = f"container '{c.name}'"
     if sc.get("privileged") is True:
-        yield SB501.finding(
+        yield pod.finding(
+            SB501,
             evidence=pod.at((*sc_path, "privileged")),
             message=f"{who} is privileged",
-            workload=pod.ref,
-            workload_id=pod.uid,
         )
     if sc.get("allowPrivilegeEscalation") is not False:
-        yield SB502.finding(
+        yield pod.finding(
+            SB502,
             evidence=pod.at((*sc_path, "allowPrivilegeEscalation") if sc else c.path),
             message=f"{who} does not set allowPrivilegeEscalation: false",
-            workload=pod.ref,
-            workload_id=pod.uid,
         )
     user = sc.get("runAsUser", pod_sc.get("runAsUser"))
     non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
     if user == 0:
         where = sc_path if "runAsUser" in sc else (*pod.spec_path, "securityContext")
-        yield SB503.finding(
+        yield pod.finding(
+            SB503,
             evidence=pod.at((*where, "runAsUser")),
             message=f"{who} runs as UID 0",
-            workload=pod.ref,
-            workload_id=pod.uid,
         )
     elif non_root is not True and not (isinstance(user, int) and user > 0):
-        yield SB503.finding(
+        yield pod.finding(
+            SB503,
             evidence=pod.at(sc_path if sc else c.path),
             message=f"{who} sets neither runAsNonRoot: true nor a non-zero runAsUser",
-            workload=pod.ref,
-            workload_id=pod.uid,
         )
     caps = as_dict(sc.get("capabilities"))
     added = sorted({str(a).upper() for a in as_list(caps.get("add"))} & _DANGEROUS_CAPS)
     dropped = {str(d).upper() for d in as_list(caps.get("drop"))}
     if added:
-        yield SB504.finding(
+        yield pod.finding(
+            SB504,
             evidence=pod.at((*sc_path, "capabilities", "add")),
             message=f"{who} adds capabilities {', '.join(added)}",
-            workload=pod.ref,
-            workload_id=pod.uid,
             severity=Severity.MEDIUM,
         )
     elif "ALL" not in dropped:
-        yield SB504.finding(
+        yield pod.finding(
+            SB504,
             evidence=pod.at((*sc_path, "capabilities") if caps else (sc_path if sc else c.path)),
             message=f"{who} does not drop ALL capabilities",
-            workload=pod.ref,
-            workload_id=pod.uid,
         )
 
 
@@ -165,18 +159,16 @@ def detect(ctx: Context) -> Iterator[Finding]:
             host = as_dict(vol.get("hostPath"))
             if host:
                 host_path = str(host.get("path") or "")
-                yield SB505.finding(
+                yield pod.finding(
+                    SB505,
                     evidence=pod.at((*path, "hostPath"), host_path),
                     message=f"volume '{vol.get('name') or '?'}' mounts host path '{host_path}'",
-                    workload=pod.ref,
-                    workload_id=pod.uid,
                     severity=Severity.HIGH if _sensitive(host_path) else None,
                 )
         for key in ("hostNetwork", "hostPID", "hostIPC"):
             if pod.spec.get(key) is True:
-                yield SB506.finding(
+                yield pod.finding(
+                    SB506,
                     evidence=pod.at((*pod.spec_path, key)),
                     message=f"pod sets {key}: true",
-                    workload=pod.ref,
-                    workload_id=pod.uid,
                 )

@@ -135,7 +135,8 @@ def detect(ctx: Context) -> Iterator[Finding]:
         where = ", ".join(_where(g) for g in via[:3])
         if len(via) > 3:
             where += f" and {len(via) - 3} more"
-        yield SB401.finding(
+        yield pod.finding(
+            SB401,
             evidence=evidence_at(
                 first.binding,
                 ("subjects",),
@@ -145,6 +146,4 @@ def detect(ctx: Context) -> Iterator[Finding]:
                 f"{_names(sorted(subjects))} can read Secret(s) {_names(sorted(readable))} "
                 f"via {where}"
             ),
-            workload=pod.ref,
-            workload_id=pod.uid,
         )

@@ -93,27 +93,25 @@ def _pod_findings(ctx: Context) -> Iterator[Finding]:
             ref = as_dict(csi.get("nodePublishSecretRef"))
             if csi.get("driver") == "secrets-store.csi.k8s.io" and ref:
                 name = str(ref.get("name") or "?")
-                yield SB201.finding(
+                yield pod.finding(
+                    SB201,
                     evidence=pod.at((*path, "csi", "nodePublishSecretRef"), name),
                     message=(
                         f"volume '{vol.get('name') or '?'}' logs in to the vault with the "
                         f"service-principal secret in Secret '{name}'"
                     ),
-                    workload=pod.ref,
-                    workload_id=pod.uid,
                 )
             flex = as_dict(vol.get("flexVolume"))
             ref = as_dict(flex.get("secretRef"))
             if str(flex.get("driver") or "").startswith("azure/kv") and ref:
                 name = str(ref.get("name") or "?")
-                yield SB202.finding(
+                yield pod.finding(
+                    SB202,
                     evidence=pod.at((*path, "flexVolume", "secretRef"), name),
                     message=(
                         f"Key Vault FlexVolume '{vol.get('name') or '?'}' uses the "
                         f"service-principal credentials in Secret '{name}'"
                     ),
-                    workload=pod.ref,
-                    workload_id=pod.uid,
                 )
 
 

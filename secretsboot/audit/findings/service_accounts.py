@@ -83,35 +83,32 @@ def detect(ctx: Context) -> Iterator[Finding]:
     for pod in ctx.pods:
         sa_path = (*pod.spec_path, "serviceAccountName")
         if pod.service_account == "default":
-            yield SB301.finding(
+            yield pod.finding(
+                SB301,
                 evidence=pod.at(sa_path if "serviceAccountName" in pod.spec else pod.spec_path),
                 message="runs as the default ServiceAccount of its namespace",
-                workload=pod.ref,
-                workload_id=pod.uid,
             )
         else:
             sharing = users.sharing(pod.namespace, pod.service_account)
             if len(sharing) > 1:
                 others = [ref for ref in sharing[:6] if ref != pod.ref][:5]
                 more = len(sharing) - 1 - len(others)
-                yield SB302.finding(
+                yield pod.finding(
+                    SB302,
                     evidence=pod.at(sa_path, pod.service_account),
                     message=(
                         f"ServiceAccount '{pod.service_account}' is shared with "
                         + ", ".join(others)
                         + (f" and {more} more" if more > 0 else "")
                     ),
-                    workload=pod.ref,
-                    workload_id=pod.uid,
                 )
         mounted, where, why = _automount(ctx, pod)
         if mounted and not service_account_bindings(ctx, pod.namespace, pod.service_account):
-            yield SB303.finding(
+            yield pod.finding(
+                SB303,
                 evidence=where,
                 message=(
                     f"API token of ServiceAccount '{pod.service_account}' is mounted ({why}) "
                     "but no RoleBinding or ClusterRoleBinding in the input grants it anything"
                 ),
-                workload=pod.ref,
-                workload_id=pod.uid,
             )

@@ -130,12 +130,11 @@ def detect(ctx: Context) -> Iterator[Finding]:
         account = ctx.service_account(pod)
         if account is None or CLIENT_ID in _annotations(account) or _sets_client_id(pod):
             continue
-        yield SB221.finding(
+        yield pod.finding(
+            SB221,
             evidence=evidence_at(account, ("metadata",), pod.service_account),
             message=(
                 f"pod uses workload identity but ServiceAccount '{account.name}' has no "
                 f"{CLIENT_ID} annotation"
             ),
-            workload=pod.ref,
-            workload_id=pod.uid,
         )
