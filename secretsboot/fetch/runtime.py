@@ -35,10 +35,14 @@ from secretsboot.transport import Deadline
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import NamedTuple
+
     from secretsboot.backends.base import SecretStore
     from secretsboot.fetch.retry import Clock
     from secretsboot.identity.azure import TokenSource
     from secretsboot.refs import Ref
+else:
+    from secretsboot._records import NamedTuple
 
 MAX_THREADS = 16
 #: one attempt's share of the deadline: a silent server still leaves time to retry
@@ -138,11 +142,12 @@ def fetch_secrets(
     policy = RetryPolicy.starting(clock, timeout=timeout, propagation_window=propagation_window)
     stores = Stores(config, os.environ if env is None else env, backends)
     outcomes: dict[str, _Outcome] = {s.name: _Outcome() for s in config.secrets}
+    run = _Run(config, stores, policy, clock, log, abort.is_set)
 
     def work(entry: SecretEntry) -> None:
         outcome = outcomes[entry.name]
         try:
-            outcome.value = _fetch_one(entry, config, stores, policy, clock, log, abort.is_set)
+            outcome.value = run.secret(entry)
         except Aborted as exc:
             outcome.aborted = True
             last = exc.last
@@ -168,69 +173,69 @@ def fetch_secrets(
     return {n: o.value for n, o in outcomes.items() if o.value is not None}
 
 
-def _from_source(
-    name: str,
-    ref: Ref,
-    stores: Stores,
-    policy: RetryPolicy,
-    clock: Clock,
-    log: Callable[[str], None] | None,
-    cancelled: Callable[[], bool],
-    last: bool,
-) -> SecretValue:
-    store = stores.get(ref.scheme)
-    deadline = Deadline(policy.deadline, clock.monotonic)
+class _Run(NamedTuple):
+    """What every secret of one fetch shares: its stores, the retry policy and clock,
+    the log, and whether the fetch has already failed (then retries stop)."""
 
-    def attempt() -> SecretValue:
-        return store.get(ref, deadline.capped(ATTEMPT_BUDGET))
+    config: FetchConfig
+    stores: Stores
+    policy: RetryPolicy
+    clock: Clock
+    log: Callable[[str], None] | None
+    cancelled: Callable[[], bool]
 
-    def on_retry(n: int, exc: Exception, wait: float) -> None:
-        if log is not None:
-            log(f"secret '{name}' {ref}: retry {n} in {wait:.2f}s ({exc})")
-
-    # the last source is retried until the deadline; one with a fallback after it is not
-    return retry_call(
-        attempt, policy, clock, on_retry=on_retry, cancelled=cancelled, until_deadline=last
-    )
-
-
-def _fetch_one(
-    entry: SecretEntry,
-    config: FetchConfig,
-    stores: Stores,
-    policy: RetryPolicy,
-    clock: Clock,
-    log: Callable[[str], None] | None,
-    cancelled: Callable[[], bool],
-) -> SecretValue:
-    tried: list[str] = []
-    last: SecretsbootError | None = None
-    for i, ref in enumerate(entry.sources):
-        is_last = i == len(entry.sources) - 1
-        try:
-            return _from_source(entry.name, ref, stores, policy, clock, log, cancelled, is_last)
-        except NotFoundError as exc:
-            last = exc
-        except UnavailableError as exc:
-            last = exc
-        except DeniedError as exc:
-            last = exc
-            if not config.fallback_on_denied or is_last:
+    def secret(self, entry: SecretEntry) -> SecretValue:
+        """The value of ``entry`` from its first source that gives one (fallbacks in order)."""
+        tried: list[str] = []
+        last: SecretsbootError | None = None
+        for i, ref in enumerate(entry.sources):
+            is_last = i == len(entry.sources) - 1
+            try:
+                return self._from_source(entry.name, ref, is_last)
+            except NotFoundError as exc:
+                last = exc
+            except UnavailableError as exc:
+                last = exc
+            except DeniedError as exc:
+                last = exc
+                if not self.config.fallback_on_denied or is_last:
+                    tried.append(f"{ref}: {exc}")
+                    break
+            except BadInputError as exc:  # retrying or falling back cannot fix the request
+                last = exc
                 tried.append(f"{ref}: {exc}")
                 break
-        except BadInputError as exc:  # retrying or falling back cannot fix the request
-            last = exc
-            tried.append(f"{ref}: {exc}")
-            break
-        tried.append(f"{ref}: {last}")
-        if not is_last and log is not None:
-            log(
-                f"secret '{entry.name}': {ref} failed ({type(last).__name__}); "
-                f"trying {entry.sources[i + 1]}"
-            )
-    assert last is not None  # noqa: S101 - every source either returned or failed
-    message = f"secret '{entry.name}': " + "; then ".join(tried)
-    return _raise_like(last, message)
+            tried.append(f"{ref}: {last}")
+            if not is_last and self.log is not None:
+                self.log(
+                    f"secret '{entry.name}': {ref} failed ({type(last).__name__}); "
+                    f"trying {entry.sources[i + 1]}"
+                )
+        assert last is not None  # noqa: S101 - every source either returned or failed
+        message = f"secret '{entry.name}': " + "; then ".join(tried)
+        return _raise_like(last, message)
+
+    def _from_source(self, name: str, ref: Ref, last: bool) -> SecretValue:
+        store = self.stores.get(ref.scheme)
+        deadline = Deadline(self.policy.deadline, self.clock.monotonic)
+        log = self.log
+
+        def attempt() -> SecretValue:
+            return store.get(ref, deadline.capped(ATTEMPT_BUDGET))
+
+        def on_retry(n: int, exc: Exception, wait: float) -> None:
+            if log is not None:
+                log(f"secret '{name}' {ref}: retry {n} in {wait:.2f}s ({exc})")
+
+        # the last source is retried until the deadline; one with a fallback after it is not
+        return retry_call(
+            attempt,
+            self.policy,
+            self.clock,
+            on_retry=on_retry,
+            cancelled=self.cancelled,
+            until_deadline=last,
+        )
 
 
 def _raise_like(exc: SecretsbootError, message: str) -> SecretValue:
