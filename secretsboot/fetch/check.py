@@ -23,10 +23,10 @@ from secretsboot.fetch.runtime import MAX_THREADS, Stores, fetch_secrets
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import NamedTuple
+    from typing import NamedTuple, Unpack
 
     from secretsboot.backends.base import SecretStore
-    from secretsboot.fetch.retry import Clock
+    from secretsboot.fetch.runtime import Tuning
     from secretsboot.refs import Ref
     from secretsboot.secret import SecretValue
 else:
@@ -60,18 +60,17 @@ class CheckResult(NamedTuple):
 def check_secrets(
     config: FetchConfig,
     *,
-    timeout: float = 60.0,
-    propagation_window: float = 30.0,
     env: Mapping[str, str] | None = None,
-    clock: Clock | None = None,
     log: Callable[[str], None] | None = None,
     backends: Mapping[str, SecretStore] | None = None,
+    **tuning: Unpack[Tuning],
 ) -> list[CheckResult]:
     """Fetch each secret of ``config`` as ``fetch`` would (same sources, fallbacks,
     retries and deadline), all in parallel, and return one result per secret in order.
 
     ``env`` replaces ``os.environ`` (``provision --verify`` passes a service's minted
-    tokens); ``backends`` (scheme -> store) replaces the built-in stores, as in
+    tokens); ``backends`` (scheme -> store) replaces the built-in stores, and ``timeout``,
+    ``propagation_window`` and ``clock`` tune each fetch, all as in
     :func:`~secretsboot.fetch.runtime.fetch_secrets`. Nothing is written; values are
     dropped once fingerprinted.
     """
@@ -99,10 +98,8 @@ def check_secrets(
         error: SecretsbootError | None = None
         try:
             values = fetch_secrets(
-                config._replace(secrets=(entry,)),
-                timeout=timeout, propagation_window=propagation_window,
-                env=env, clock=clock, log=watch, backends=built,
-            )  # fmt: skip
+                config._replace(secrets=(entry,)), env=env, log=watch, backends=built, **tuning
+            )
             value = values[entry.name]
         except SecretsbootError as exc:
             error = exc

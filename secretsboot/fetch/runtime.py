@@ -35,12 +35,20 @@ from secretsboot.transport import Deadline
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import NamedTuple
+    from typing import NamedTuple, TypedDict
 
     from secretsboot.backends.base import SecretStore
     from secretsboot.fetch.retry import Clock
     from secretsboot.identity.azure import TokenSource
     from secretsboot.refs import Ref
+
+    class Tuning(TypedDict, total=False):
+        """How long and how hard a fetch tries: the keywords of :func:`fetch_secrets`
+        that :func:`~secretsboot.fetch.check.check_secrets` passes on untouched."""
+
+        timeout: float
+        propagation_window: float
+        clock: Clock | None
 else:
     from secretsboot._records import NamedTuple
 
