@@ -76,6 +76,7 @@ class Judging:
     (:mod:`secretsboot.audit.report._rows`): what :func:`~secretsboot.audit.policy.govern`
     would apply, read once by the parent."""
 
+    format: str  # the report the rows are for (json, sarif)
     policy: Policy
     active: list[Suppression]  # the unexpired file suppressions
     baseline: frozenset[str]
@@ -229,7 +230,7 @@ def _rows(workloads: list[Workload], findings: list[Finding], judging: Judging) 
         baseline=judging.baseline,
     )
     attach(workloads, judged)
-    return rows_of(workloads, judged, judging.threshold)
+    return rows_of(workloads, judged, judging.threshold, judging.format)
 
 
 def run(loaded: ShardedLoad, index: Index, judging: Judging | None = None) -> Shards:

@@ -23,6 +23,7 @@ from secretsboot.audit import _sharded
 from secretsboot.audit.classify import classify, not_a_workload
 from secretsboot.audit.loader import LoadResult, load, no_gc
 from secretsboot.audit.model import AuditResult, Finding, Severity, Workload, display_path
+from secretsboot.audit.report._rows import ROW_FORMATS
 from secretsboot.audit.resolve import WORKLOAD_KINDS, Index
 
 
@@ -39,9 +40,9 @@ class AuditOptions:
     # False: the result drops the parsed objects (Workload.manifest, the loaded list) once the
     # detectors are done, so a large audit renders its report without holding every body
     keep_manifests: bool = True
-    # True: the caller writes the JSON report and nothing else from the result, so a sharded
-    # audit may hand it encoded report rows (a SpooledResult) instead of every finding
-    json_rows: bool = False
+    # "json" or "sarif": the caller writes that report and nothing else from the result, so
+    # a sharded audit may hand it encoded report rows (a SpooledResult), not every finding
+    rows_for: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,7 +99,7 @@ def _run(loaded: LoadResult, options: AuditOptions) -> AuditResult:
     trusted = options.trusted_registries or tuple(policy.trusted_registries)
     index = Index(loaded.manifests, trusted_registries=trusted)
     if isinstance(loaded, _sharded.ShardedLoad):
-        if options.json_rows:
+        if options.rows_for in ROW_FORMATS:
             return _spooled(loaded, index, options, policy, suppressions, baseline)
         shards = _sharded.run(loaded, index)
         workloads, findings = shards.workloads, shards.findings
@@ -148,7 +149,7 @@ def _spooled(
     suppressions: list[Any],
     baseline: frozenset[str],
 ) -> AuditResult:
-    """A sharded audit whose shards govern their findings and encode the JSON rows."""
+    """A sharded audit whose shards govern their findings and encode the report's rows."""
     import datetime as dt
 
     from secretsboot.audit import policy as governance
@@ -158,6 +159,7 @@ def _spooled(
     flag = options.threshold if options.threshold_from_flag else None
     threshold = governance.effective_threshold(options.threshold, flag, policy)
     judging = _sharded.Judging(
+        format=str(options.rows_for),
         policy=policy,
         active=[s for s in suppressions if not s.expired(today)],
         baseline=baseline,
@@ -174,6 +176,7 @@ def _spooled(
         threshold=threshold,
         tool_version=__version__,
         parts=parts,
+        format=str(options.rows_for),
     )
     for part in parts:
         result.counts.add(part.tally)

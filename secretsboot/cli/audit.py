@@ -302,7 +302,7 @@ def register(app: typer.Typer) -> None:
             threshold_from_flag=severity_threshold is not None,
             trusted_registries=tuple(trusted_registry or ()),
             keep_manifests=False,
-            json_rows=output is ReportFormat.JSON and write_baseline is None,
+            rows_for=output.value if write_baseline is None else None,
             policy=policy,
             suppressions=suppressions,
             baseline=baseline,

@@ -144,7 +144,7 @@ def _sharded_run(tree: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, **kw: ob
     assert isinstance(loaded, _sharded.ShardedLoad)
     assert len(loaded.batches) == len(list(tree.rglob("*.yaml")))
     result = engine.run(loaded, _options(**kw))
-    assert isinstance(result, SpooledResult) == bool(kw.get("json_rows"))
+    assert isinstance(result, SpooledResult) == bool(kw.get("rows_for"))
     return render(result, fmt, options=RenderOptions(width=160))
 
 
@@ -157,8 +157,9 @@ def test_every_format_is_the_whole_audits(
     assert CANARY not in whole
 
 
-def test_json_rows_are_the_whole_audits_with_a_baseline(
-    tree: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize("fmt", ["json", "sarif"])
+def test_report_rows_are_the_whole_audits_with_a_baseline(
+    tree: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fmt: str
 ) -> None:
     whole = json.loads(_whole(tree, monkeypatch, "json"))
     # a baseline of half the findings, so both marks show
@@ -170,18 +171,30 @@ def test_json_rows_are_the_whole_audits_with_a_baseline(
         )
     )
     kw = {"baseline": baseline, "threshold": Severity.MEDIUM, "threshold_from_flag": True}
-    expected = _whole(tree, monkeypatch, "json", **kw)
-    got = _sharded_run(tree, monkeypatch, "json", json_rows=True, **kw)
+    expected = _whole(tree, monkeypatch, fmt, **kw)
+    got = _sharded_run(tree, monkeypatch, fmt, rows_for=fmt, **kw)
     assert got == expected
-    doc = json.loads(got)
-    assert doc["summary"]["baseline"] > 0 and doc["summary"]["suppressed"] > 0
-    assert doc["threshold"] == "medium"
+    if fmt == "json":
+        doc = json.loads(got)
+        assert doc["summary"]["baseline"] > 0 and doc["summary"]["suppressed"] > 0
+        assert doc["threshold"] == "medium"
+    else:
+        results = json.loads(got)["runs"][0]["results"]
+        assert any(r.get("baselineState") for r in results)
+        assert any(r.get("suppressions") for r in results)
+
+
+def test_rows_are_written_only_in_their_format(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _shard_everything(monkeypatch)
+    result = engine.run(engine.load_input([tree]), _options(rows_for="sarif"))
+    with pytest.raises(ValueError, match="encoded for sarif, not json"):
+        render(result, "json")
 
 
 def test_cross_shard_questions_are_answered_from_the_whole_input(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    doc = json.loads(_sharded_run(tree, monkeypatch, "json", json_rows=True))
+    doc = json.loads(_sharded_run(tree, monkeypatch, "json", rows_for="json"))
     refs = [w["id"] for w in doc["workloads"]]
     # the controlled Pod and ReplicaSet are not workloads of their own
     assert not [r for r in refs if "billing-7d9f" in r]
@@ -223,13 +236,13 @@ def test_a_random_key_is_shared_with_the_workers(
     monkeypatch.setattr(_parallel, "_mp_context", lambda: context)
     monkeypatch.delenv("SECRETSBOOT_AUDIT_KEY")
     monkeypatch.setenv("XDG_CONFIG_HOME", "/proc/no-such-place")
-    doc = json.loads(_sharded_run(tree, monkeypatch, "json", json_rows=True))
+    doc = json.loads(_sharded_run(tree, monkeypatch, "json", rows_for="json"))
     assert len(_canary_details(doc)) == 1
 
 
 def test_exit_status_counts_rows(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _shard_everything(monkeypatch)
-    result = engine.run(engine.load_input([tree]), _options(json_rows=True))
+    result = engine.run(engine.load_input([tree]), _options(rows_for="json"))
     assert isinstance(result, SpooledResult)
     assert result.over_threshold_count() > 0
     assert engine.exit_status(result) == 11

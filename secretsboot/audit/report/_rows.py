@@ -1,14 +1,16 @@
-"""A sharded audit's JSON report rows: encoded by the workers, merged by the writer.
+"""A sharded audit's report rows: encoded by the workers, merged by the writer.
 
-At 100,000 workloads the report's rows (a workload, a finding or a service each)
-are 330 MB of JSON text and, before that, 350,000 finding objects. A shard that
-knows the report will be JSON (:attr:`~secretsboot.audit.engine.AuditOptions.
-json_rows`) governs its own findings (:func:`secretsboot.audit.policy.judge`),
-encodes each row as the JSON writer would, and sends back three *runs*: the rows
+At 100,000 workloads the JSON report's rows (a workload, a finding or a service
+each) are 380 MB of text and, before that, 350,000 finding objects. A shard that
+knows the report will be JSON or SARIF (:attr:`~secretsboot.audit.engine.
+AuditOptions.rows_for`) governs its own findings (:func:`secretsboot.audit.policy.
+judge`), encodes each row as the writer would, and sends back *runs*: the rows
 sorted by the report's order, pickled in chunks of :data:`CHUNK` and compressed
-(a tenth of the text). The parent holds runs and a :class:`~.model.Tally`, never
+(a ninth of the text). The parent holds runs and a :class:`~.model.Tally`, never
 the findings; the writer merges the runs (:func:`merged`, stable, so rows come out
 in exactly the order one process sorts them) and decompresses a chunk at a time.
+A SARIF result depends on its finding alone (rule indexes are fixed), so SARIF
+takes its results from the same runs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import heapq
 import pickle
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -65,16 +67,24 @@ class Rows:
     tally: Tally
 
 
-def rows_of(workloads: list[Workload], findings: list[Finding], threshold: Severity) -> Rows:
-    """Encode governed ``workloads`` (their findings attached) and ``findings``."""
+ROW_FORMATS = frozenset({"json", "sarif"})
+
+
+def rows_of(
+    workloads: list[Workload], findings: list[Finding], threshold: Severity, fmt: str = "json"
+) -> Rows:
+    """Encode governed ``workloads`` (their findings attached) and ``findings`` for the
+    report ``fmt`` (SARIF has results only)."""
     w_rows: list[Row] = []
     s_rows: list[Row] = []
-    for w in workloads:
-        found = w.findings
-        w_rows.append((workload_key(w), encode(workload_doc(w, found))))
-        row = _comparison.ServiceRow(w, w.approach_ids, _comparison.worst(found), found)
-        s_rows.append((_comparison.service_key(w), encode(_comparison.service_doc(row))))
-    f_rows: list[Row] = [((*order_key(f), *sort_key(f)), encode(finding_doc(f))) for f in findings]
+    if fmt == "json":
+        for w in workloads:
+            found = w.findings
+            w_rows.append((workload_key(w), encode(workload_doc(w, found))))
+            row = _comparison.ServiceRow(w, w.approach_ids, _comparison.worst(found), found)
+            s_rows.append((_comparison.service_key(w), encode(_comparison.service_doc(row))))
+    doc = finding_doc if fmt == "json" else _sarif_result()
+    f_rows: list[Row] = [((*order_key(f), *sort_key(f)), encode(doc(f))) for f in findings]
     return Rows(
         encode_run(w_rows),
         encode_run(f_rows),
@@ -83,13 +93,23 @@ def rows_of(workloads: list[Workload], findings: list[Finding], threshold: Sever
     )
 
 
+def _sarif_result() -> Callable[[Finding], dict[str, Any]]:
+    from secretsboot.audit.report import sarif  # the writer imports this module
+
+    index = sarif.rule_indexes()
+    uris: dict[str, dict[str, str]] = {}
+    return lambda f: sarif.result_doc(f, index, uris)
+
+
 @dataclass(slots=True)
 class SpooledResult(AuditResult):
-    """An audit whose workloads and findings are held as encoded report rows: only
-    the JSON report can be written from it, once (its runs are read as it is)."""
+    """An audit whose workloads and findings are held as encoded report rows: only the
+    report they were encoded for (:attr:`format`) can be written from it, once (its
+    runs are read as it is written)."""
 
     parts: list[Rows] = field(default_factory=list)
     counts: Tally = field(default_factory=Tally)
+    format: str = "json"
 
     def tally(self) -> Tally:
         return self.counts
@@ -97,6 +117,8 @@ class SpooledResult(AuditResult):
     def over_threshold_count(self) -> int:
         return self.counts.over_threshold
 
-    def take(self, name: str) -> Iterator[str]:
-        """The merged rows of ``name`` (workloads, findings or services)."""
+    def take(self, name: str, *, fmt: str) -> Iterator[str]:
+        """The merged rows of ``name`` (workloads, findings or services) of report ``fmt``."""
+        if fmt != self.format:
+            raise ValueError(f"this audit's rows were encoded for {self.format}, not {fmt}")
         return merged([getattr(p, name) for p in self.parts])

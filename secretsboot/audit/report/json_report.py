@@ -81,10 +81,10 @@ def _spooled(result: SpooledResult) -> dict[str, Any]:
     doc["tool"]["version"] = result.tool_version
     doc["source"]["name"] = result.source or "input"
     doc["summary"] = summary(result).doc()
-    doc["workloads"] = Stream(result.take("workloads"), encoded=True)
-    doc["findings"] = Stream(result.take("findings"), encoded=True)
+    doc["workloads"] = Stream(result.take("workloads", fmt="json"), encoded=True)
+    doc["findings"] = Stream(result.take("findings", fmt="json"), encoded=True)
     doc["comparison"] = _comparison.comparison_document(
-        result, services=Stream(result.take("services"), encoded=True)
+        result, services=Stream(result.take("services", fmt="json"), encoded=True)
     )
     return doc
 

@@ -26,6 +26,7 @@ from secretsboot.audit.report._common import (
     ordered,
     original_uri_base_ids,
 )
+from secretsboot.audit.report._rows import SpooledResult
 from secretsboot.audit.report._stream import Stream, write_json
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -65,7 +66,10 @@ def rule_descriptor(rule: Rule) -> dict[str, Any]:
     }
 
 
-def _result(f: Finding, index: dict[str, int], uris: dict[str, dict[str, str]]) -> dict[str, Any]:
+def result_doc(
+    f: Finding, index: dict[str, int], uris: dict[str, dict[str, str]]
+) -> dict[str, Any]:
+    """One SARIF result (``uris``: artifact locations made so far, by file)."""
     location = uris.get(f.evidence.file)
     if location is None:  # one relpath per file, not per result
         location = uris[f.evidence.file] = artifact_location(f.evidence.file)
@@ -113,11 +117,20 @@ def _result(f: Finding, index: dict[str, int], uris: dict[str, dict[str, str]]) 
     return out
 
 
+def rule_indexes() -> dict[str, int]:
+    """Each rule id's index in the driver's ``rules`` (every rule, sorted by id)."""
+    return {rid: i for i, rid in enumerate(sorted(RULES))}
+
+
 def streamed(result: AuditResult) -> dict[str, Any]:
     """The SARIF log as plain data, its ``results`` a :class:`Stream` built as it is written."""
     rule_ids = sorted(RULES)
-    index = {rid: i for i, rid in enumerate(rule_ids)}
+    index = rule_indexes()
     uris: dict[str, dict[str, str]] = {}
+    if isinstance(result, SpooledResult):
+        results = Stream(result.take("findings", fmt="sarif"), encoded=True)
+    else:
+        results = Stream(result_doc(f, index, uris) for f in ordered(list(result.findings)))
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -133,7 +146,7 @@ def streamed(result: AuditResult) -> dict[str, Any]:
                 },
                 "originalUriBaseIds": original_uri_base_ids(),
                 "columnKind": "unicodeCodePoints",
-                "results": Stream(_result(f, index, uris) for f in ordered(list(result.findings))),
+                "results": results,
             }
         ],
     }
