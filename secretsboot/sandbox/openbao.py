@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from secretsboot._fs import atomic_write_text
 from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
+from secretsboot.sandbox._running import Running
 
 if TYPE_CHECKING:
     from secretsboot.sandbox.pki import CertificateAuthority
@@ -120,7 +121,7 @@ def server_config(port: int, cert_path: Path, key_path: Path) -> str:
     )
 
 
-class OpenBao:
+class OpenBao(Running):
     """A running OpenBao server (TLS, in-memory storage, unsealed by :meth:`wait_healthy`)."""
 
     def __init__(
@@ -399,12 +400,6 @@ class OpenBao:
         for path in (self.root_token_path, self.config_path):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-
-    def __enter__(self) -> OpenBao:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"OpenBao({self.address!r}, pid={self.pid})"

@@ -29,6 +29,7 @@ from secretsboot._fs import atomic_write_text
 from secretsboot.errors import BadInputError
 from secretsboot.sandbox import seed
 from secretsboot.sandbox._http import FakeServer, Faults
+from secretsboot.sandbox._running import Running
 from secretsboot.sandbox.kube import KubeFake
 from secretsboot.sandbox.openbao import OpenBao
 from secretsboot.sandbox.pki import CertificateAuthority
@@ -92,7 +93,7 @@ def _write_private_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, text, mode=0o600, what="sandbox state")
 
 
-class Sandbox:
+class Sandbox(Running):
     """A running sandbox. Build it with :meth:`start`; stop it with :meth:`stop`."""
 
     def __init__(self, state_dir: Path, ca: CertificateAuthority, components: tuple[str, ...]):
@@ -320,12 +321,6 @@ class Sandbox:
                     stop()
                 except Exception:
                     log.exception("sandbox: stopping a component failed")
-
-    def __enter__(self) -> Sandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"Sandbox({self.state_dir}, components={self.components})"

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from secretsboot.sandbox._http import FakeApp, FakeServer, Faults
+from secretsboot.sandbox._running import Running
 from secretsboot.sandbox.azure.arm import ArmApp
 from secretsboot.sandbox.azure.auth import TokenIssuer
 from secretsboot.sandbox.azure.entra import EntraApp
@@ -88,7 +89,7 @@ class _VaultFaults(Faults):
             hook()
 
 
-class AzureFakes:
+class AzureFakes(Running):
     """The running Azure fakes and the helpers tests use to seed their state."""
 
     def __init__(self, ca: CertificateAuthority, state_dir: Path, state: AzureState) -> None:
@@ -156,12 +157,6 @@ class AzureFakes:
         with self._lock:
             servers = list(self._servers.values())
         return len(servers) >= 3 and all(s.running for s in servers)
-
-    def __enter__(self) -> AzureFakes:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _write_endpoints(self) -> None:
         data = {

@@ -20,6 +20,7 @@ import yaml
 
 from secretsboot._fs import atomic_write
 from secretsboot.sandbox._http import FakeServer, Faults
+from secretsboot.sandbox._running import Running
 from secretsboot.sandbox.kube.app import KubeApp
 from secretsboot.sandbox.kube.store import ObjectStore
 from secretsboot.sandbox.pki import CertificateAuthority
@@ -47,7 +48,7 @@ _SEED_CLUSTER_ROLES: tuple[dict[str, Any], ...] = (
 )
 
 
-class KubeFake:
+class KubeFake(Running):
     """The Kubernetes fake's lifecycle: store + app + HTTPS server + kubeconfig."""
 
     def __init__(self, ca: CertificateAuthority, state_dir: Path, *, port: int = 0) -> None:
@@ -143,12 +144,6 @@ class KubeFake:
     def stop(self) -> None:
         self.app.closing.set()  # open watches end
         self.server.stop()
-
-    def __enter__(self) -> KubeFake:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"KubeFake({self.url!r})"
