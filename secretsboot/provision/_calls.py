@@ -1,5 +1,5 @@
 """What every provision backend does around its system's API: count the calls it
-makes and retry its reads.
+makes, retry its reads and quote its client's errors.
 
 The count is the plan's and the benchmarks' figure of API calls; apply's workers
 share one backend, so it is kept under a lock. Reads are retried here; writes are
@@ -32,6 +32,12 @@ class CountedApi:
     def count_call(self) -> None:
         with self._calls_lock:
             self.calls += 1
+
+
+def first_line(exc: BaseException) -> str:
+    """What an SDK's exception says, fit for one line of our error: its first line (at
+    most 300 characters), else its type's name."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
 def read_retried(read: Callable[[], T]) -> T:

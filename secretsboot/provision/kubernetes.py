@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
-from secretsboot.provision._calls import CountedApi, read_retried
+from secretsboot.provision._calls import CountedApi, first_line, read_retried
 from secretsboot.provision.desired import PLACEHOLDER
 from secretsboot.provision.model import (
     ANY_VALUE,
@@ -104,7 +104,7 @@ class KubernetesBackend(CountedApi):
         except (ConfigException, OSError) as exc:
             raise BadInputError(
                 f"kubernetes: cannot load the kubeconfig (context {context or '(current)'}): "
-                f"{str(exc).splitlines()[0][:200]}",
+                f"{first_line(exc)}",
                 hint="set KUBECONFIG, or kubernetes.context / SECRETSBOOT_KUBE_CONTEXT",
             ) from None
         return cls(spec, client)
@@ -149,7 +149,7 @@ class KubernetesBackend(CountedApi):
         except Exception as exc:  # ApiException(status=0) for TLS failures
             if type(exc).__name__ == "ApiException":
                 raise UnavailableError(
-                    f"kubernetes: {what}: {str(exc).splitlines()[0][:200]}",
+                    f"kubernetes: {what}: {first_line(exc)}",
                     hint="check the API server's CA in the kubeconfig",
                 ) from None
             raise

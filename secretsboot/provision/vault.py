@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
-from secretsboot.provision._calls import CountedApi, read_retried
+from secretsboot.provision._calls import CountedApi, first_line, read_retried
 from secretsboot.provision.model import (
     Action,
     Change,
@@ -88,18 +88,18 @@ class VaultBackend(CountedApi):
             return fn()
         except (hx.Forbidden, hx.Unauthorized) as exc:
             raise DeniedError(
-                f"vault: {what}: permission denied: {_first(exc)}",
+                f"vault: {what}: permission denied: {first_line(exc)}",
                 hint="use a token whose policy allows this path (sys/policies/acl/*, "
                 "auth/<mount>/role/*)",
             ) from None
         except hx.InvalidPath as exc:
-            raise NotFoundError(f"vault: {what}: no such path: {_first(exc)}") from None
+            raise NotFoundError(f"vault: {what}: no such path: {first_line(exc)}") from None
         except (hx.RateLimitExceeded, hx.VaultDown, hx.InternalServerError, hx.BadGateway) as exc:
             raise UnavailableError(
                 f"vault: {what}: {type(exc).__name__}", hint="retry later"
             ) from None
         except hx.InvalidRequest as exc:
-            raise BadInputError(f"vault: {what}: invalid request: {_first(exc)}") from None
+            raise BadInputError(f"vault: {what}: invalid request: {first_line(exc)}") from None
         except requests.RequestException as exc:
             raise UnavailableError(
                 f"vault: {what}: cannot reach {self.client.url}: {type(exc).__name__}",
@@ -313,7 +313,3 @@ class VaultBackend(CountedApi):
         assert want is not None  # noqa: S101
         body = dict(want.body)
         self._call(what, lambda: self.client.write_data(path, data=body))
-
-
-def _first(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [""])[0][:300]

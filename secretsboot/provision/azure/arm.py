@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from secretsboot.contract import DEFAULT_AUTHORITY
 from secretsboot.errors import BadInputError, DeniedError, NotFoundError, UnavailableError
-from secretsboot.provision._calls import CountedApi
+from secretsboot.provision._calls import CountedApi, first_line
 from secretsboot.provision.desired import IdentityInfo
 from secretsboot.spec import Spec
 
@@ -218,10 +218,6 @@ class Arm(CountedApi):
             f"'{self.rg}' (e.g. Managed Identity Contributor and Role Based Access "
             "Control Administrator), then re-run",
         )
-
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
 def message(exc: Any) -> str:
