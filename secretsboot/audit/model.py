@@ -183,6 +183,11 @@ class Finding:
     # the fingerprint once made: what it is made of never changes after the detector
     _fingerprint: str = field(default="", init=False, compare=False, repr=False)
 
+    def sort_key(self) -> tuple[str, int, str, str, str, str, str]:
+        """The order of findings in a result: file, line, rule, object, path, detail, workload."""
+        e = self.evidence
+        return (e.file, e.line, self.rule_id, e.object, e.path, e.detail, self.workload_id)
+
     @property
     def fingerprint(self) -> str:
         """Stable across runs and line moves: rule, the identity of the workload (or of the
@@ -275,6 +280,42 @@ class Coverage:
 
 
 @dataclass(slots=True)
+class RuleStat:
+    """One rule's findings, counted: what a report's per-rule summary shows."""
+
+    title: str
+    fix: str  # of the rule's first finding (in :meth:`Finding.sort_key` order)
+    first: tuple[str, int, str, str, str, str, str]
+    open: int = 0
+    quiet: int = 0  # suppressed or in the baseline
+    worst_open: Severity = Severity.INFO
+    worst_any: Severity = Severity.INFO
+
+    @property
+    def worst(self) -> Severity:
+        """The worst open finding's severity, else the worst of all."""
+        return self.worst_open if self.open else self.worst_any
+
+    def count(self, f: Finding, key: tuple[str, int, str, str, str, str, str]) -> None:
+        if key < self.first:
+            self.title, self.fix, self.first = f.title, f.fix, key
+        if f.suppressed or f.baseline:
+            self.quiet += 1
+        else:
+            self.open += 1
+            self.worst_open = max(self.worst_open, f.severity)
+        self.worst_any = max(self.worst_any, f.severity)
+
+    def add(self, other: RuleStat) -> None:
+        if other.first < self.first:
+            self.title, self.fix, self.first = other.title, other.fix, other.first
+        self.open += other.open
+        self.quiet += other.quiet
+        self.worst_open = max(self.worst_open, other.worst_open)
+        self.worst_any = max(self.worst_any, other.worst_any)
+
+
+@dataclass(slots=True)
 class Tally:
     """What a report counts of an audit's findings (its summary), made in parts and added
     up when the findings are not held in one place (:mod:`secretsboot.audit._sharded`)."""
@@ -287,13 +328,20 @@ class Tally:
     over_threshold: int = 0
     by_severity: dict[Severity, int] = field(default_factory=dict)  # of the counted ones
     approaches: set[str] = field(default_factory=set)  # approach ids the workloads use
+    rules: dict[str, RuleStat] = field(default_factory=dict)
 
     @classmethod
     def of(cls, workloads: list[Workload], findings: list[Finding], threshold: Severity) -> Tally:
         t = cls(workloads=len(workloads), findings=len(findings))
         for w in workloads:
             t.approaches.update(a.id for a in w.approaches)
+        rules = t.rules
         for f in findings:
+            key = f.sort_key()
+            stat = rules.get(f.rule_id)
+            if stat is None:
+                stat = rules[f.rule_id] = RuleStat(f.title, f.fix, key)
+            stat.count(f, key)
             if f.suppressed:
                 t.suppressed += 1
             elif f.baseline:
@@ -314,6 +362,12 @@ class Tally:
         for severity, n in other.by_severity.items():
             self.by_severity[severity] = self.by_severity.get(severity, 0) + n
         self.approaches |= other.approaches
+        for rule_id, stat in other.rules.items():
+            mine = self.rules.get(rule_id)
+            if mine is None:
+                self.rules[rule_id] = stat
+            else:
+                mine.add(stat)
 
 
 @dataclass(slots=True)
@@ -335,6 +389,10 @@ class AuditResult:
 
     def over_threshold_count(self) -> int:
         return len(self.over_threshold())
+
+    def approach_ids(self) -> set[str]:
+        """Every approach id a workload uses."""
+        return {a.id for w in self.workloads for a in w.approaches}
 
     def tally(self) -> Tally:
         """The summary's counts."""

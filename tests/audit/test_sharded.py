@@ -23,7 +23,7 @@ from secretsboot.audit import _parallel, _sharded, engine
 from secretsboot.audit.model import Severity
 from secretsboot.audit.policy import BASELINE_SCHEMA
 from secretsboot.audit.report import FORMATS, RenderOptions, render
-from secretsboot.audit.report._rows import SpooledResult
+from secretsboot.audit.report._rows import TABLE_ROWS, SpooledResult
 
 CANARY = "Sh4rd-canary-Passw0rd-93"
 
@@ -157,7 +157,7 @@ def test_every_format_is_the_whole_audits(
     assert CANARY not in whole
 
 
-@pytest.mark.parametrize("fmt", ["json", "sarif"])
+@pytest.mark.parametrize("fmt", ["json", "sarif", "table"])
 def test_report_rows_are_the_whole_audits_with_a_baseline(
     tree: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fmt: str
 ) -> None:
@@ -178,7 +178,7 @@ def test_report_rows_are_the_whole_audits_with_a_baseline(
         doc = json.loads(got)
         assert doc["summary"]["baseline"] > 0 and doc["summary"]["suppressed"] > 0
         assert doc["threshold"] == "medium"
-    else:
+    elif fmt == "sarif":
         results = json.loads(got)["runs"][0]["results"]
         assert any(r.get("baselineState") for r in results)
         assert any(r.get("suppressions") for r in results)
@@ -254,3 +254,33 @@ def test_small_input_and_stdin_are_audited_whole(tree: Path) -> None:
     loaded = engine.load_input(["-"], stdin=io.StringIO("kind: Pod\nmetadata: {name: a}\n"))
     assert not isinstance(loaded, _sharded.ShardedLoad)
     assert [m.ref for m in loaded.manifests] == ["Pod/a"]
+
+
+def test_the_table_shows_the_whole_audits_first_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More workloads and findings than the table shows: the shards' first rows, merged,
+    are the whole audit's first rows, and the counts of what is left out agree."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SECRETSBOOT_AUDIT_KEY", "k" * 32)
+    root = Path("many")
+    for i in range(TABLE_ROWS + 40):
+        sub = root / f"team-{i % 7}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"app-{i}.yaml").write_text(
+            f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app-{i}, namespace: ns-{i % 5}}}
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: nginx
+          env: [{{name: DB_PASSWORD, value: "Canary-{i}-x9Q!pw"}}]
+"""
+        )
+    whole = _whole(root, monkeypatch, "table")
+    got = _sharded_run(root, monkeypatch, "table", rows_for="table")
+    assert got == whole
+    assert "more workload(s)" in got and "more finding(s)" in got

@@ -84,8 +84,7 @@ def _manifests(index: Any) -> list[Manifest]:
 
 
 def sort_key(f: Finding) -> tuple[str, int, str, str, str, str, str]:
-    e = f.evidence
-    return (e.file, e.line, f.rule_id, e.object, e.path, e.detail, f.workload_id)
+    return f.sort_key()
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:

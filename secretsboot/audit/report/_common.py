@@ -232,18 +232,10 @@ class RuleRow:
 
 def rule_summary(result: AuditResult) -> list[RuleRow]:
     """Per rule, worst first: what the reader takes in before the findings."""
-    groups: dict[str, list[Finding]] = {}
-    for f in result.findings:
-        groups.setdefault(f.rule_id, []).append(f)
-    rows = []
-    for rule_id, found in groups.items():
-        open_ = [f for f in found if not f.suppressed and not f.baseline]
-        worst = max(f.severity for f in (open_ or found))
-        rows.append(
-            RuleRow(
-                rule_id, found[0].title, worst, len(open_), len(found) - len(open_), found[0].fix
-            )
-        )
+    rows = [
+        RuleRow(rule_id, s.title, s.worst, s.open, s.quiet, s.fix)
+        for rule_id, s in result.tally().rules.items()
+    ]
     return sorted(rows, key=lambda r: (-(r.open > 0), -int(r.worst), r.rule_id))
 
 

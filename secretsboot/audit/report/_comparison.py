@@ -179,7 +179,7 @@ def approach_worst(findings: list[Finding], approach: str) -> Severity | None:
 
 def approaches_in(result: AuditResult) -> list[str]:
     """Every approach id any workload uses, in table order, then unknown ones sorted."""
-    return table_order({a for w in result.workloads for a in w.approach_ids})
+    return table_order(result.approach_ids())
 
 
 def table_order(used: set[str]) -> list[str]:
@@ -247,7 +247,7 @@ def comparison_document(
                     for (key, _), cell in zip(PROPERTIES, cells(approach), strict=True)
                 },
             }
-            for approach in table_order(result.tally().approaches)
+            for approach in approaches_in(result)
         ],
         "services": services or (Stream(rows) if stream else list(rows)),
     }

@@ -31,7 +31,7 @@ from secretsboot.audit.report._stream import encode
 
 CHUNK = 512  # rows per compressed chunk: what the merge holds of each run at a time
 
-Row = tuple[tuple[Any, ...], str]  # (sort key, JSON text)
+Row = tuple[tuple[Any, ...], Any]  # (sort key, JSON text; for the table, the object)
 Run = list[bytes]  # compressed, pickled chunks of rows, in key order
 
 
@@ -51,8 +51,9 @@ def _read(run: Run) -> Iterator[Row]:
         yield from pickle.loads(zlib.decompress(run.pop()))  # noqa: S301
 
 
-def merged(runs: list[Run]) -> Iterator[str]:
-    """The JSON text of every row of ``runs``, in key order; equal keys keep run order."""
+def merged(runs: list[Run]) -> Iterator[Any]:
+    """Every row of ``runs`` (its JSON text, or object), in key order; equal keys keep
+    run order."""
     for _, text in heapq.merge(*(_read(r) for r in runs), key=itemgetter(0)):
         yield text
 
@@ -67,16 +68,20 @@ class Rows:
     tally: Tally
 
 
-ROW_FORMATS = frozenset({"json", "sarif"})
+ROW_FORMATS = frozenset({"json", "sarif", "table"})
+TABLE_ROWS = 300  # what the table shows of each list (RenderOptions.max_rows)
 
 
 def rows_of(
     workloads: list[Workload], findings: list[Finding], threshold: Severity, fmt: str = "json"
 ) -> Rows:
     """Encode governed ``workloads`` (their findings attached) and ``findings`` for the
-    report ``fmt`` (SARIF has results only)."""
+    report ``fmt`` (SARIF has results only; the table shows the first
+    :data:`TABLE_ROWS` of each list, so only those travel, as objects)."""
     w_rows: list[Row] = []
     s_rows: list[Row] = []
+    if fmt == "table":
+        return _table_rows(workloads, findings, threshold)
     if fmt == "json":
         for w in workloads:
             found = w.findings
@@ -91,6 +96,23 @@ def rows_of(
         encode_run(s_rows),
         Tally.of(workloads, findings, threshold),
     )
+
+
+def _table_rows(workloads: list[Workload], findings: list[Finding], threshold: Severity) -> Rows:
+    services: list[tuple[Any, Any]] = []
+    for w in workloads:
+        row = _comparison.ServiceRow(w, w.approach_ids, _comparison.worst(w.findings), [])
+        services.append((_comparison.service_key(w), row))
+    tally = Tally.of(workloads, findings, threshold)
+    for w in workloads:
+        w.findings = []  # the table's rows of workloads do not list them
+    first: list[tuple[Any, Any]] = [((*order_key(f), *sort_key(f)), f) for f in findings]
+    return Rows([], _first(first), _first(services), tally)
+
+
+def _first(rows: list[tuple[Any, Any]]) -> Run:
+    rows.sort(key=itemgetter(0))
+    return encode_run(rows[:TABLE_ROWS])
 
 
 def _sarif_result() -> Callable[[Finding], dict[str, Any]]:
@@ -114,10 +136,13 @@ class SpooledResult(AuditResult):
     def tally(self) -> Tally:
         return self.counts
 
+    def approach_ids(self) -> set[str]:
+        return self.counts.approaches
+
     def over_threshold_count(self) -> int:
         return self.counts.over_threshold
 
-    def take(self, name: str, *, fmt: str) -> Iterator[str]:
+    def take(self, name: str, *, fmt: str) -> Iterator[Any]:
         """The merged rows of ``name`` (workloads, findings or services) of report ``fmt``."""
         if fmt != self.format:
             raise ValueError(f"this audit's rows were encoded for {self.format}, not {fmt}")

@@ -15,7 +15,8 @@ Colour only when asked (``RenderOptions(color=True)``); the text is the same.
 from __future__ import annotations
 
 import io
-from typing import TypeVar
+import itertools
+from typing import Any, TypeVar
 
 from rich import box
 from rich.console import Console
@@ -33,6 +34,7 @@ from secretsboot.audit.report._common import (
     summary,
     where,
 )
+from secretsboot.audit.report._rows import TABLE_ROWS, SpooledResult
 
 _T = TypeVar("_T")
 
@@ -76,9 +78,21 @@ def _rules(result: AuditResult) -> Table:
     return table
 
 
+def _first(result: AuditResult, name: str, limit: int) -> tuple[list[Any], int] | None:
+    """The first ``limit`` rows of a sharded audit's ``name`` list and how many are not
+    shown, or None when the result holds its lists whole."""
+    if not isinstance(result, SpooledResult):
+        return None
+    total = result.counts.workloads if name == "services" else result.counts.findings
+    if limit <= 0 or limit > TABLE_ROWS:
+        raise ValueError(f"a sharded audit's table shows at most {TABLE_ROWS} rows a list")
+    rows = list(itertools.islice(result.take(name, fmt="table"), limit))
+    return rows, total - len(rows)
+
+
 def _workloads(result: AuditResult, limit: int, width: int) -> tuple[Table, int]:
     table = Table(title="Workloads", box=box.SIMPLE_HEAD, title_justify="left")
-    rows, hidden = _cap(_comparison.services(result), limit)
+    rows, hidden = _first(result, "services", limit) or _cap(_comparison.services(result), limit)
     cap = max(20, width // 4)
     places = [_fit(f"{display_path(r.workload.file)}:{r.workload.line}", cap) for r in rows]
     table.add_column("workload", overflow="fold", ratio=3, min_width=10)
@@ -102,7 +116,7 @@ def _workloads(result: AuditResult, limit: int, width: int) -> tuple[Table, int]
 
 def _findings(result: AuditResult, limit: int, width: int) -> tuple[Table, int]:
     table = Table(title="Findings", box=box.SIMPLE_HEAD, title_justify="left")
-    rows, hidden = _cap(ordered(list(result.findings)), limit)
+    rows, hidden = _first(result, "findings", limit) or _cap(ordered(list(result.findings)), limit)
     cap = max(20, width // 4)
     places = [_fit(where(f.evidence), cap) for f in rows]
     table.add_column("severity", no_wrap=True)
@@ -166,14 +180,14 @@ def render(result: AuditResult, *, options: RenderOptions | None = None) -> str:
         )
     )
     more = "not shown here; --output json, sarif, markdown or html lists them all"
-    if result.findings:
+    if s.findings:
         console.print(_rules(result))
-    if result.workloads:
+    if s.workloads:
         table, hidden = _workloads(result, opts.max_rows, opts.width)
         console.print(table)
         if hidden:
             console.print(Text(f"... {hidden} more workload(s) {more}"))
-    if result.findings:
+    if s.findings:
         table, hidden = _findings(result, opts.max_rows, opts.width)
         console.print(table)
         if hidden:
