@@ -52,6 +52,8 @@ KIND = "FetchConfig"
 IDENTITIES = ("workload-identity", "pod-identity", "service-principal", "none")
 VAULT_AUTH_METHODS = ("kubernetes", "jwt", "azure")
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+#: The audience of a workload-identity token (what Entra's token exchange accepts).
+WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 #: The built-in Azure role "Key Vault Secrets User" (reads secret values), by its fixed id.
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from secretsboot.contract import WORKLOAD_IDENTITY_AUDIENCE
 from secretsboot.errors import BadInputError
 
 TYPE_CHECKING = False
@@ -52,7 +53,7 @@ def login_request(
                     "vault.auth.jwtSource: entra needs an Azure identity",
                     hint="set identity: workload-identity or pod-identity",
                 )
-            scope = auth.scope or "api://AzureADTokenExchange/.default"
+            scope = auth.scope or f"{WORKLOAD_IDENTITY_AUDIENCE}/.default"
             return path, {"role": auth.role, "jwt": azure.token(scope, deadline)}
         return path, {"role": auth.role, "jwt": serviceaccount_token()}
     if auth.method == "azure":

@@ -24,11 +24,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from secretsboot._fs import atomic_write_text
+from secretsboot.contract import WORKLOAD_IDENTITY_AUDIENCE
 from secretsboot.errors import BadInputError, NotFoundError, UnavailableError
 from secretsboot.refs import Ref
 from secretsboot.secret import SecretValue
 
-WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id"
 #: Variables of the operator's shell that a pod does not have.

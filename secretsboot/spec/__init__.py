@@ -42,6 +42,7 @@ from pydantic.alias_generators import to_camel
 
 from secretsboot import _yaml
 from secretsboot.contract import DEFAULT_AUTHORITY
+from secretsboot.contract import WORKLOAD_IDENTITY_AUDIENCE as WORKLOAD_IDENTITY_AUDIENCE
 from secretsboot.errors import SpecError, SpecErrors
 from secretsboot.refs import (
     DNS_SUBDOMAIN,
@@ -66,7 +67,6 @@ __all__ = [
 
 API_VERSION = "secretsboot/v1"
 KIND = "SecretsbootSpec"
-WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
 MAX_FEDERATED_CREDENTIALS = 20  # per user-assigned identity, an Azure limit
 
 # DNS-1123 label (namespaces, service names); the rest are shared with the init path.

@@ -26,7 +26,7 @@ import time
 import uuid
 from typing import Any
 
-from secretsboot.sandbox.azure.state import AzureState
+from secretsboot.sandbox.azure.state import TOKEN_EXCHANGE_AUDIENCE, AzureState
 from secretsboot.sandbox.tokens import SigningKey, TokenError, jwks, verify
 
 TOKEN_LIFETIME_S = 3600
@@ -50,7 +50,7 @@ KNOWN_RESOURCES = frozenset(
         "https://graph.microsoft.com",
         "https://storage.azure.com",
         "https://ossrdbms-aad.database.windows.net",
-        "api://AzureADTokenExchange",
+        TOKEN_EXCHANGE_AUDIENCE,
     )
 )
 # resources whose tokens are v1 (first-party apps with accessTokenAcceptedVersion null/1)

@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secretsboot.contract import KEY_VAULT_SECRETS_USER as KEY_VAULT_SECRETS_USER
+from secretsboot.contract import WORKLOAD_IDENTITY_AUDIENCE
 from secretsboot.secret import SecretValue
+
+#: Entra's name for the audience workload-identity tokens carry
+TOKEN_EXCHANGE_AUDIENCE = WORKLOAD_IDENTITY_AUDIENCE
 
 # Built-in role definition ids (the same GUIDs in every Azure tenant).
 KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
@@ -32,7 +36,6 @@ OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
 USER_ACCESS_ADMINISTRATOR = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9"
 
 MAX_FEDERATED_CREDENTIALS = 20
-TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"  # noqa: S105 - an audience
 DEFAULT_LOCATION = "eastus"
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from secretsboot.contract import WORKLOAD_IDENTITY_AUDIENCE
 from secretsboot.errors import BadInputError, DeniedError, UnavailableError
 from secretsboot.inject import needs_service_account_token
 from secretsboot.sandbox.demo.base import FETCH_TIMEOUT, DemoResult, Echo, Fetched, write_private
-from secretsboot.sandbox.operate import WORKLOAD_IDENTITY_AUDIENCE
 from secretsboot.secret import fingerprint
 from secretsboot.spec import Delivery, Identity, ServiceSpec, Spec
 
