@@ -54,6 +54,9 @@ VAULT_AUTH_METHODS = ("kubernetes", "jwt", "azure")
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 #: The audience of a workload-identity token (what Entra's token exchange accepts).
 WORKLOAD_IDENTITY_AUDIENCE = "api://AzureADTokenExchange"
+#: The service-account annotations the workload-identity webhook turns into AZURE_* variables.
+WI_CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
+WI_TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id"
 #: The built-in Azure role "Key Vault Secrets User" (reads secret values), by its fixed id.
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"

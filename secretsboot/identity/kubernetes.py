@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from secretsboot.contract import SERVICEACCOUNT_DIR
 from secretsboot.errors import BadInputError
 
 TYPE_CHECKING = False
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from typing import Any, NamedTuple
 else:
     from secretsboot._records import NamedTuple
-
-SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 class ApiAccess(NamedTuple):

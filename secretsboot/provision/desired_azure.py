@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from secretsboot.contract import KEY_VAULT_SECRETS_USER
+from secretsboot.contract import KEY_VAULT_SECRETS_USER, WI_CLIENT_ID_ANNOTATION
 from secretsboot.provision.model import (
     AZURE_MANAGED_BY_TAG,
     AZURE_SPEC_TAG,
@@ -37,9 +37,6 @@ from secretsboot.spec import (
 
 if TYPE_CHECKING:
     from secretsboot.provision.desired import Builder
-
-WI_CLIENT_ID = "azure.workload.identity/client-id"
-WI_TENANT_ID = "azure.workload.identity/tenant-id"
 
 
 def azure_identity(b: Builder, svc: ServiceSpec) -> None:
@@ -186,7 +183,7 @@ def pod_identity(b: Builder, svc: ServiceSpec, ns: str) -> None:
             f"set identity: workload-identity on '{svc.name}': secretsboot then adds a "
             f"federated credential on '{identity}' (issuer {issuer}, subject "
             f"system:serviceaccount:{ns}:{sa}, audience {WORKLOAD_IDENTITY_AUDIENCE}), "
-            f"annotates ServiceAccount {ns}/{sa} with {WI_CLIENT_ID}, and pods carry "
+            f"annotates ServiceAccount {ns}/{sa} with {WI_CLIENT_ID_ANNOTATION}, and pods carry "
             'azure.workload.identity/use: "true" instead of aadpodidbinding',
         )
     )

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from secretsboot.contract import FetchConfig
-from secretsboot.provision.desired_azure import WI_CLIENT_ID, WI_TENANT_ID
+from secretsboot.contract import WI_CLIENT_ID_ANNOTATION, WI_TENANT_ID_ANNOTATION, FetchConfig
 from secretsboot.provision.model import ANY_VALUE, Desired, Note, ResourceKey, System
 from secretsboot.provision.names import k8s_object_name
 from secretsboot.secret import SecretValue
@@ -33,8 +32,8 @@ def service_account(
     if svc.identity is Identity.WORKLOAD_IDENTITY:
         assert b.spec.azure is not None  # noqa: S101
         metadata["annotations"] = {
-            WI_CLIENT_ID: b.ident(svc.identity_name, "client_id"),
-            WI_TENANT_ID: b.spec.azure.tenant_id,
+            WI_CLIENT_ID_ANNOTATION: b.ident(svc.identity_name, "client_id"),
+            WI_TENANT_ID_ANNOTATION: b.spec.azure.tenant_id,
         }
         b.notes.append(
             Note(

@@ -24,13 +24,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from secretsboot._fs import atomic_write_text
-from secretsboot.contract import WORKLOAD_IDENTITY_AUDIENCE
+from secretsboot.contract import (
+    WI_CLIENT_ID_ANNOTATION,
+    WI_TENANT_ID_ANNOTATION,
+    WORKLOAD_IDENTITY_AUDIENCE,
+)
 from secretsboot.errors import BadInputError, NotFoundError, UnavailableError
 from secretsboot.refs import Ref
 from secretsboot.secret import SecretValue
 
-CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
-TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id"
 #: Variables of the operator's shell that a pod does not have.
 OPERATOR_ONLY = (
     "AZURE_CLIENT_ID",
@@ -242,8 +244,9 @@ def pod_token(
         "SECRETSBOOT_SERVICEACCOUNT_DIR": str(sa_dir),
         "AZURE_FEDERATED_TOKEN_FILE": str(out / "azure-identity-token"),
         "AZURE_AUTHORITY_HOST": env.get("AZURE_AUTHORITY_HOST", ""),
-        "AZURE_TENANT_ID": annotations.get(TENANT_ID_ANNOTATION) or env.get("AZURE_TENANT_ID", ""),
+        "AZURE_TENANT_ID": annotations.get(WI_TENANT_ID_ANNOTATION)
+        or env.get("AZURE_TENANT_ID", ""),
     }
-    if annotations.get(CLIENT_ID_ANNOTATION):
-        pod_env["AZURE_CLIENT_ID"] = annotations[CLIENT_ID_ANNOTATION]
+    if annotations.get(WI_CLIENT_ID_ANNOTATION):
+        pod_env["AZURE_CLIENT_ID"] = annotations[WI_CLIENT_ID_ANNOTATION]
     return {k: v for k, v in pod_env.items() if v}

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from secretsboot.contract import WORKLOAD_IDENTITY_AUDIENCE
+from secretsboot.contract import WI_CLIENT_ID_ANNOTATION, WORKLOAD_IDENTITY_AUDIENCE
 from secretsboot.errors import BadInputError, DeniedError, UnavailableError
 from secretsboot.inject import needs_service_account_token
 from secretsboot.sandbox.demo.base import FETCH_TIMEOUT, DemoResult, Echo, Fetched, write_private
@@ -99,7 +99,7 @@ class PodSteps:
             # what the azure-workload-identity webhook injects
             account = sb.kube.store.get("serviceaccounts", sa, ns)
             annotations = account["metadata"].get("annotations") or {}
-            client_id = annotations.get("azure.workload.identity/client-id")
+            client_id = annotations.get(WI_CLIENT_ID_ANNOTATION)
             if not client_id:
                 raise UnavailableError(
                     f"ServiceAccount {ns}/{sa} has no azure.workload.identity/client-id annotation"
