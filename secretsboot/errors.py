@@ -150,6 +150,12 @@ class WriteError(SecretsbootError):
     exit_code = ExitCode.WRITE_FAILED
 
 
+class WorkerDiedError(SecretsbootError):
+    """A worker process stopped abruptly (killed, or out of memory); nothing was written."""
+
+    exit_code = ExitCode.INTERNAL
+
+
 class PlanChangesPending(SecretsbootError):
     """``plan`` found changes to apply. Not a failure, but distinct from "no changes"."""
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 
 from secretsboot.audit._yamlfast import DocumentError, Parsed, parse_documents
+from secretsboot.errors import WorkerDiedError
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -69,6 +70,23 @@ def no_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def workers_must_live() -> Iterator[None]:
+    """A worker killed mid-run (the out-of-memory killer, a SIGKILL) is said plainly,
+    with what to do, instead of as a broken pool."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        yield
+    except BrokenProcessPool:
+        raise WorkerDiedError(
+            "a worker process of the audit stopped abruptly (killed, or out of memory); "
+            "no report was written",
+            hint="run it again; SECRETSBOOT_NO_PARALLEL=1 audits in one process (slower, "
+            "and it holds the whole input at once)",
+        ) from None
 
 
 def _error_line(exc: BaseException) -> int:
@@ -139,7 +157,7 @@ def parse_stream(chunks: Iterator[Chunk]) -> Iterator[ParsedChunk]:
     n = workers()
     window: collections.deque[tuple[list[Chunk], Future[list[list[Parsed] | Failure]]]]
     window = collections.deque()
-    with ProcessPoolExecutor(n, mp_context=_mp_context()) as pool:
+    with workers_must_live(), ProcessPoolExecutor(n, mp_context=_mp_context()) as pool:
         for batch in _batches_of_chunks(itertools.chain(head, chunks)):
             window.append((batch, pool.submit(_parse_texts, [c[2] for c in batch])))
             if len(window) > 2 * n:
@@ -208,7 +226,7 @@ def map_ordered(fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
 
     n = workers()
     window: collections.deque[Future[_R]] = collections.deque()
-    with ProcessPoolExecutor(n, mp_context=_mp_context()) as pool:
+    with workers_must_live(), ProcessPoolExecutor(n, mp_context=_mp_context()) as pool:
         try:
             for item in items:
                 window.append(pool.submit(fn, item))

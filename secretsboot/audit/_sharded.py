@@ -252,12 +252,15 @@ def run(loaded: ShardedLoad, index: Index, judging: Judging | None = None) -> Sh
     pending = collections.deque(loaded.batches)
     loaded.batches = []  # each blob leaves the parent with its batch
     window: collections.deque[Future[Result]] = collections.deque()
-    with ProcessPoolExecutor(
-        _parallel.workers(),
-        mp_context=_parallel._mp_context(),
-        initializer=_install,
-        initargs=(shared,),
-    ) as pool:
+    with (
+        _parallel.workers_must_live(),
+        ProcessPoolExecutor(
+            _parallel.workers(),
+            mp_context=_parallel._mp_context(),
+            initializer=_install,
+            initargs=(shared,),
+        ) as pool,
+    ):
         while pending and len(window) < 2 * _parallel.workers():
             window.append(pool.submit(_audit_batch, pending.popleft()))
         while window:  # results in batch order; a new batch goes out as one comes back

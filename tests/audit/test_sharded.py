@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from secretsboot.audit.model import Severity
 from secretsboot.audit.policy import BASELINE_SCHEMA
 from secretsboot.audit.report import FORMATS, RenderOptions, render
 from secretsboot.audit.report._rows import TABLE_ROWS, SpooledResult
+from secretsboot.errors import WorkerDiedError
 
 CANARY = "Sh4rd-canary-Passw0rd-93"
 
@@ -284,3 +287,23 @@ spec:
     got = _sharded_run(root, monkeypatch, "table", rows_for="table")
     assert got == whole
     assert "more workload(s)" in got and "more finding(s)" in got
+
+
+@pytest.mark.parametrize("stage", ["scan", "audit"])
+def test_a_killed_worker_is_said_plainly(
+    tree: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    """The out-of-memory killer takes a worker: a clear error, exit 1, nothing written."""
+    _shard_everything(monkeypatch)
+    context = multiprocessing.get_context("fork")  # the children run the patched function
+    monkeypatch.setattr(_parallel, "_mp_context", lambda: context)
+    name = "_scan" if stage == "scan" else "_audit_batch"
+    monkeypatch.setattr(_sharded, name, _killed)
+    with pytest.raises(WorkerDiedError, match="stopped abruptly") as caught:
+        engine.run(engine.load_input([tree]), _options(rows_for="json"))
+    assert caught.value.exit_code == 1
+    assert "SECRETSBOOT_NO_PARALLEL=1" in str(caught.value)
+
+
+def _killed(*_: object) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
