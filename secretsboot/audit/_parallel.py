@@ -16,6 +16,8 @@ import contextlib
 import gc
 import itertools
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ from secretsboot.audit._yamlfast import DocumentError, Parsed, parse_documents
 from secretsboot.errors import WorkerDiedError
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 _R = TypeVar("_R")
 _T = TypeVar("_T")
@@ -73,13 +75,23 @@ def no_gc() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def workers_must_live() -> Iterator[None]:
-    """A worker killed mid-run (the out-of-memory killer, a SIGKILL) is said plainly,
-    with what to do, instead of as a broken pool."""
+def pool(
+    initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+) -> Iterator[ProcessPoolExecutor]:
+    """The audit's process pool: :func:`workers` processes that die with this one (a
+    parent stopped by SIGTERM or SIGKILL leaves no worker behind, holding memory), and a
+    worker that dies mid-run is said plainly (:class:`WorkerDiedError`)."""
+    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     try:
-        yield
+        with ProcessPoolExecutor(
+            workers(),
+            mp_context=_mp_context(),
+            initializer=_start_worker,
+            initargs=(os.getpid(), initializer, initargs),
+        ) as executor:
+            yield executor
     except BrokenProcessPool:
         raise WorkerDiedError(
             "a worker process of the audit stopped abruptly (killed, or out of memory); "
@@ -87,6 +99,27 @@ def workers_must_live() -> Iterator[None]:
             hint="run it again; SECRETSBOOT_NO_PARALLEL=1 audits in one process (slower, "
             "and it holds the whole input at once)",
         ) from None
+
+
+def _start_worker(
+    parent: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]
+) -> None:
+    die_with_parent(parent)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux: a worker's pipe
+    to a dead parent would otherwise never close, and it would wait forever)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
 
 
 def _error_line(exc: BaseException) -> int:
@@ -152,14 +185,12 @@ def parse_stream(chunks: Iterator[Chunk]) -> Iterator[ParsedChunk]:
     if not enabled():
         yield from map(parse_chunk, itertools.chain(head, chunks))
         return
-    from concurrent.futures import ProcessPoolExecutor
-
     n = workers()
     window: collections.deque[tuple[list[Chunk], Future[list[list[Parsed] | Failure]]]]
     window = collections.deque()
-    with workers_must_live(), ProcessPoolExecutor(n, mp_context=_mp_context()) as pool:
+    with pool() as executor:
         for batch in _batches_of_chunks(itertools.chain(head, chunks)):
-            window.append((batch, pool.submit(_parse_texts, [c[2] for c in batch])))
+            window.append((batch, executor.submit(_parse_texts, [c[2] for c in batch])))
             if len(window) > 2 * n:
                 yield from _drain(window.popleft())
         while window:
@@ -222,14 +253,12 @@ def map_files(load_batch: Callable[[list[str]], _R], files: list[Path]) -> Itera
 def map_ordered(fn: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_R]:
     """``fn`` over ``items`` in worker processes, results in input order, at most a window
     of ``2 x workers`` in flight. An exception is raised where its item comes in order."""
-    from concurrent.futures import ProcessPoolExecutor
-
     n = workers()
     window: collections.deque[Future[_R]] = collections.deque()
-    with workers_must_live(), ProcessPoolExecutor(n, mp_context=_mp_context()) as pool:
+    with pool() as executor:
         try:
             for item in items:
-                window.append(pool.submit(fn, item))
+                window.append(executor.submit(fn, item))
                 if len(window) > 2 * n:
                     yield window.popleft().result()
             while window:

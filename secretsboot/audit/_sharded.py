@@ -28,7 +28,7 @@ from __future__ import annotations
 import collections
 import pickle
 import zlib
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -252,15 +252,7 @@ def run(loaded: ShardedLoad, index: Index, judging: Judging | None = None) -> Sh
     pending = collections.deque(loaded.batches)
     loaded.batches = []  # each blob leaves the parent with its batch
     window: collections.deque[Future[Result]] = collections.deque()
-    with (
-        _parallel.workers_must_live(),
-        ProcessPoolExecutor(
-            _parallel.workers(),
-            mp_context=_parallel._mp_context(),
-            initializer=_install,
-            initargs=(shared,),
-        ) as pool,
-    ):
+    with _parallel.pool(_install, (shared,)) as pool:
         while pending and len(window) < 2 * _parallel.workers():
             window.append(pool.submit(_audit_batch, pending.popleft()))
         while window:  # results in batch order; a new batch goes out as one comes back

@@ -15,6 +15,9 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +310,39 @@ def test_a_killed_worker_is_said_plainly(
 
 def _killed(*_: object) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+PARENT = """
+import os, sys, time
+from secretsboot.audit import _parallel
+
+def wait(_):
+    print(os.getpid(), flush=True)
+    time.sleep(60)
+
+if __name__ == "__main__":
+    list(_parallel.map_ordered(wait, range(_parallel.workers())))
+"""
+
+
+def test_workers_die_with_their_parent(tmp_path: Path) -> None:
+    """A parent stopped by SIGKILL (no handler runs) leaves no worker waiting forever."""
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        pids = [int(proc.stdout.readline()) for _ in range(_parallel.workers())]
+        proc.kill()
+        proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    assert not [p for p in pids if _alive(p)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"  # a zombie has exited
+    except OSError:
+        return False
