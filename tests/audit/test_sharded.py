@@ -33,6 +33,23 @@ from secretsboot.errors import WorkerDiedError
 
 CANARY = "Sh4rd-canary-Passw0rd-93"
 
+
+def _with_literal(name: str, namespace: str, env: str, value: str) -> str:
+    """A Deployment whose container sets ``env`` to a literal ``value``."""
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: nginx
+          env: [{{name: {env}, value: "{value}"}}]
+"""
+
+
 EXTRA = {
     # a second workload on the orders ServiceAccount, in its own file: SB302 names both
     "team-b/reports.yaml": """
@@ -86,18 +103,7 @@ spec:
           env: [{{name: DB_PASSWORD, value: "{CANARY}"}}]
 """,
     # the same literal in a far file: equal values, equal fingerprints, one key
-    "zz/far.yaml": f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: far, namespace: other}}
-spec:
-  template:
-    spec:
-      containers:
-        - name: app
-          image: nginx
-          env: [{{name: API_PASSWORD, value: "{CANARY}"}}]
-""",
+    "zz/far.yaml": _with_literal("far", "other", "API_PASSWORD", CANARY),
 }
 
 
@@ -274,17 +280,7 @@ def test_the_table_shows_the_whole_audits_first_rows(
         sub = root / f"team-{i % 7}"
         sub.mkdir(parents=True, exist_ok=True)
         (sub / f"app-{i}.yaml").write_text(
-            f"""apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: app-{i}, namespace: ns-{i % 5}}}
-spec:
-  template:
-    spec:
-      containers:
-        - name: app
-          image: nginx
-          env: [{{name: DB_PASSWORD, value: "Canary-{i}-x9Q!pw"}}]
-"""
+            _with_literal(f"app-{i}", f"ns-{i % 5}", "DB_PASSWORD", f"Canary-{i}-x9Q!pw")
         )
     whole = _whole(root, monkeypatch, "table")
     got = _sharded_run(root, monkeypatch, "table", rows_for="table")
