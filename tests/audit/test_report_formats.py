@@ -168,6 +168,30 @@ def test_markdown_escapes_and_collapses() -> None:
         assert md.count(esc(fix)) == sum(fix in other for other in fixes)
 
 
+def test_markdown_fits_a_pull_request_comment() -> None:
+    """Many workloads: the worst PR_SERVICES are listed, the rest counted, and the comment
+    stays within what a pull request holds (about 65,000 characters)."""
+    from secretsboot.audit.engine import run
+    from secretsboot.audit.loader import load_text
+    from secretsboot.audit.report.markdown import PR_SERVICES
+
+    docs = [
+        "apiVersion: apps/v1\nkind: Deployment\n"
+        f"metadata: {{name: app-{i:03d}, namespace: shop}}\n"
+        "spec: {template: {spec: {serviceAccountName: app, automountServiceAccountToken: false,"
+        " containers: [{name: app, image: myacr.azurecr.io/app:1"
+        + (", env: [{name: DB_PASSWORD, value: Sup3r-Secret-pw}]" if i == 250 else "")
+        + "}]}}}\n"
+        for i in range(300)
+    ]
+    md = render(run(load_text("---\n".join(docs), "many.yaml")), "markdown")
+    services = md.split("### Services", 1)[1].split("###", 1)[0]
+    assert services.count("| Deployment/shop/app-") == PR_SERVICES
+    assert "… and 200 more with milder findings" in services
+    assert "| Deployment/shop/app-250 |" in services  # the one with a high finding is kept
+    assert len(md) < 65_000
+
+
 def test_table_has_every_part() -> None:
     text = render(scenario(), "table")
     for part in ("Workloads", "Findings", "Comparison", "coverage:", "error: k8s/broken.yaml:7"):

@@ -4,7 +4,8 @@ Summary counts, a per-rule table (worst first, each rule's fix said once), a
 per-service table (file, approaches, worst finding), the findings (worst first;
 suppressed and baselined ones collapsed), and the
 comparison table and coverage in collapsed ``<details>`` blocks. At most
-:data:`PR_FINDINGS` findings are written out (the worst); the rest are counted. Every text from
+:data:`PR_FINDINGS` findings and :data:`PR_SERVICES` services are written out (the
+worst); the rest are counted. Every text from
 the input is escaped (HTML and table pipes), so a manifest cannot inject markup.
 """
 
@@ -25,6 +26,7 @@ from secretsboot.audit.report._common import (
 
 # a pull-request comment holds ~65,000 characters: about 100 findings with their fixes
 PR_FINDINGS = 100
+PR_SERVICES = 100  # rows of the services table (the worst), likewise
 
 ICON = {
     Severity.CRITICAL: "🟥",
@@ -65,10 +67,16 @@ def _finding_block(f: Finding) -> list[str]:
     return lines
 
 
-def _services(result: AuditResult) -> list[str]:
+def _services(result: AuditResult, opts: RenderOptions) -> list[str]:
     rows = _comparison.services(result)
     if not rows:
         return []
+    hidden = 0
+    if opts.max_rows > 0 and len(rows) > PR_SERVICES:
+        # a comment holds about 65,000 characters: the worst, in their usual order
+        worst = sorted(rows, key=lambda r: -1 if r.worst is None else -int(r.worst))
+        keep = {id(r) for r in worst[:PR_SERVICES]}
+        rows, hidden = [r for r in rows if id(r) in keep], len(rows) - PR_SERVICES
     out = ["", "### Services", "", "| workload | file:line | approaches | worst | findings |"]
     out.append("|---|---|---|---|---:|")
     for row in rows:
@@ -78,6 +86,8 @@ def _services(result: AuditResult) -> list[str]:
             f"| {esc(w.ref)} | {_code(f'{display_path(w.file)}:{w.line}')} | "
             f"{esc(', '.join(row.approaches) or 'none')} | {_sev(row.worst)} | {len(active)} |"
         )
+    if hidden:
+        out.append(f"- … and {hidden} more with milder findings (see the JSON or SARIF report)")
     return out
 
 
@@ -155,7 +165,7 @@ def render(result: AuditResult, *, options: RenderOptions | None = None) -> str:
     out.append("|" + "---:|" * len(s.by_severity))
     out.append("| " + " | ".join(str(n) for n in s.by_severity.values()) + " |")
     out += _rules(result)
-    out += _services(result)
+    out += _services(result, opts)
     out += _findings(result, opts)
     out += _comparison_block(result)
     out += _errors(result)
