@@ -48,7 +48,6 @@ __all__ = [
     "build_context",
     "run_detectors",
     "sort_findings",
-    "sort_key",
 ]
 
 FAMILIES: tuple[ModuleType, ...] = (
@@ -83,13 +82,9 @@ def _manifests(index: Any) -> list[Manifest]:
     return [m for m in index if isinstance(m, Manifest)]
 
 
-def sort_key(f: Finding) -> tuple[str, int, str, str, str, str, str]:
-    return f.sort_key()
-
-
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     """Deterministic order: file, line, rule, object, path."""
-    return sorted(findings, key=sort_key)
+    return sorted(findings, key=Finding.sort_key)
 
 
 def run_detectors(
@@ -121,12 +116,12 @@ def run_detectors(
     """
     if trusted_registries is None:
         trusted_registries = getattr(index, "trusted_registries", ())
+    if reported is None:  # a whole audit: it reports on what it looks up
+        source: list[Manifest] | Index = index if isinstance(index, Index) else _manifests(index)
+    else:
+        source = reported
     ctx: Context = build_context(
-        reported
-        if reported is not None
-        else index
-        if isinstance(index, Index)
-        else _manifests(index),
+        source,
         workloads,
         trusted_registries=trusted_registries or (),
         lookup=index if reported is not None else None,
@@ -160,7 +155,7 @@ def run_detectors(
     unreadable = apply_inline(ctx, out)
     del ctx
     out += [f for f in unreadable if f.rule_id not in off]
-    out.sort(key=sort_key)
+    out.sort(key=Finding.sort_key)
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secretsboot.audit.model import (
     Evidence,
@@ -25,6 +25,9 @@ from secretsboot.audit.model import (
 )
 from secretsboot.audit.resolve import Index
 from secretsboot.audit.resolve import pod_paths as _pod_paths
+
+if TYPE_CHECKING:
+    from secretsboot.audit.findings._suppress import Inlines
 
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
@@ -285,7 +288,7 @@ class Context:
     _all_by_kind: dict[str, list[Manifest]] | None = None  # lookups (None: the reported set)
     _all_by_name: dict[tuple[str, str], list[Manifest]] | None = None
     facts: PodFacts | None = None  # every workload's (None: from the reported pods)
-    inlines: Any = None  # the input's inline suppressions (None: read from the manifests)
+    inlines: Inlines | None = None  # the input's inline suppressions (None: the reported's)
 
     def of_kind(self, *kinds: str) -> list[Manifest]:
         """The reported objects of these kinds."""
@@ -340,7 +343,7 @@ def build_context(
     trusted_registries: Iterable[str] = (),
     lookup: Index | None = None,
     facts: PodFacts | None = None,
-    inlines: Any = None,
+    inlines: Inlines | None = None,
 ) -> Context:
     """Index the objects once for every detector (reusing the resolver's, when given one).
 

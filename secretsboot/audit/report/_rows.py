@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from secretsboot.audit.findings import sort_key
 from secretsboot.audit.model import AuditResult, Finding, Severity, Tally, Workload
 from secretsboot.audit.report import _comparison
 from secretsboot.audit.report._common import finding_doc, order_key, workload_doc, workload_key
@@ -89,7 +88,7 @@ def rows_of(
             row = _comparison.ServiceRow(w, w.approach_ids, _comparison.worst(found), found)
             s_rows.append((_comparison.service_key(w), encode(_comparison.service_doc(row))))
     doc = finding_doc if fmt == "json" else _sarif_result()
-    f_rows: list[Row] = [((*order_key(f), *sort_key(f)), encode(doc(f))) for f in findings]
+    f_rows: list[Row] = [((*order_key(f), *f.sort_key()), encode(doc(f))) for f in findings]
     return Rows(
         encode_run(w_rows),
         encode_run(f_rows),
@@ -106,7 +105,7 @@ def _table_rows(workloads: list[Workload], findings: list[Finding], threshold: S
     tally = Tally.of(workloads, findings, threshold)
     for w in workloads:
         w.findings = []  # the table's rows of workloads do not list them
-    first: list[tuple[Any, Any]] = [((*order_key(f), *sort_key(f)), f) for f in findings]
+    first: list[tuple[Any, Any]] = [((*order_key(f), *f.sort_key()), f) for f in findings]
     return Rows([], _first(first), _first(services), tally)
 
 

@@ -47,20 +47,30 @@ from secretsboot.audit.report._stream import Stream, write_json
 
 def streamed(result: AuditResult) -> dict[str, Any]:
     """The report as plain data whose large arrays (workloads, findings, services) are
-    :class:`~secretsboot.audit.report._stream.Stream` s: documents built one at a time."""
-    if isinstance(result, SpooledResult):
-        return _spooled(result)
+    :class:`~secretsboot.audit.report._stream.Stream` s: documents built one at a time
+    (or, from a sharded audit, rows its workers encoded, merged in order)."""
     c = result.coverage
-    workloads = sorted(result.workloads, key=workload_key)
-    by_ref = _comparison.findings_by_workload(result)
+    if isinstance(result, SpooledResult):
+        workloads = Stream(result.take("workloads", fmt="json"), encoded=True)
+        findings = Stream(result.take("findings", fmt="json"), encoded=True)
+        services = Stream(result.take("services", fmt="json"), encoded=True)
+        comparison = _comparison.comparison_document(result, services=services)
+    else:
+        by_ref = _comparison.findings_by_workload(result)
+        workloads = Stream(
+            workload_doc(w, by_ref.get(w.uid, []))
+            for w in sorted(result.workloads, key=workload_key)
+        )
+        findings = Stream(finding_doc(f) for f in ordered(list(result.findings)))
+        comparison = _comparison.comparison_document(result, by_ref=by_ref, stream=True)
     return {
         "schema": SCHEMA_VERSION,
         "tool": {"name": TOOL_NAME, "version": result.tool_version},
         "source": {"name": result.source or "input"},
         "threshold": result.threshold.label,
         "summary": summary(result).doc(),
-        "workloads": Stream(workload_doc(w, by_ref.get(w.uid, [])) for w in workloads),
-        "findings": Stream(finding_doc(f) for f in ordered(list(result.findings))),
+        "workloads": workloads,
+        "findings": findings,
         "errors": Stream(
             error_doc(e) for e in sorted(result.errors, key=lambda e: (e.file, e.doc_index))
         ),
@@ -71,22 +81,8 @@ def streamed(result: AuditResult) -> dict[str, Any]:
             "workloads": c.workloads,
             "skipped": dict(sorted(c.skipped.items())),
         },
-        "comparison": _comparison.comparison_document(result, by_ref=by_ref, stream=True),
+        "comparison": comparison,
     }
-
-
-def _spooled(result: SpooledResult) -> dict[str, Any]:
-    """:func:`streamed` of a sharded audit: its rows come encoded, merged in order."""
-    doc = streamed(AuditResult([], [], result.errors, result.coverage, result.threshold))
-    doc["tool"]["version"] = result.tool_version
-    doc["source"]["name"] = result.source or "input"
-    doc["summary"] = summary(result).doc()
-    doc["workloads"] = Stream(result.take("workloads", fmt="json"), encoded=True)
-    doc["findings"] = Stream(result.take("findings", fmt="json"), encoded=True)
-    doc["comparison"] = _comparison.comparison_document(
-        result, services=Stream(result.take("services", fmt="json"), encoded=True)
-    )
-    return doc
 
 
 def document(result: AuditResult) -> dict[str, Any]:
