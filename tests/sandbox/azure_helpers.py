@@ -50,7 +50,7 @@ def sp_secret_client(az: AzureFakes, ca_path: Path | str, vault: str, app_id: st
     return SecretClient(
         az.keyvault_url(vault),
         sp_credential(az, ca_path, app_id),
-        verify_challenge_resource=False,
+        verify_challenge_resource=False,  # the fake vault answers on 127.0.0.1
         connection_verify=str(ca_path),
     )
 
