@@ -286,6 +286,7 @@ def test_the_table_shows_the_whole_audits_first_rows(
     got = _sharded_run(root, monkeypatch, "table", rows_for="table")
     assert got == whole
     assert "more workload(s)" in got and "more finding(s)" in got
+    assert "x9Q!pw" not in got  # the literals are redacted
 
 
 @pytest.mark.parametrize("stage", ["scan", "audit"])
